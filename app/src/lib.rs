@@ -1,0 +1,127 @@
+//! device-api: loadlab's model IoT device-collection API.
+//!
+//! Devices log in, poll for a command and push measurements; `/statistics` summarises
+//! them. The layers, from the outside in:
+//!
+//! - [`http`]: routes, extractors, the error type, metrics middleware, OpenAPI;
+//! - [`ingest`]: the group-commit write path (acknowledge only after commit);
+//! - [`devices`], [`statistics`], [`model`]: the domain and its reads;
+//! - [`db`]: pool, migrations, storage engine, partition upkeep.
+//!
+//! [`run`] serves on a listener the caller bound until a shutdown future resolves, so
+//! tests start the real server in-process on port 0.
+
+pub mod config;
+pub mod db;
+pub mod devices;
+pub mod http;
+pub mod ingest;
+pub mod metrics;
+pub mod model;
+pub mod statistics;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub use config::Config;
+
+use crate::devices::Devices;
+use crate::http::{AppState, Limits};
+use crate::ingest::{Ingest, IngestOptions};
+use crate::model::TimeWindow;
+
+/// How long start-up keeps retrying migrations while the database is unreachable.
+const STARTUP_DATABASE_WAIT: Duration = Duration::from_secs(60);
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("invalid database URL: {0}")]
+    DatabaseUrl(sqlx::Error),
+    #[error("could not migrate the database: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("database unreachable for {0:?} at start-up: {1}")]
+    DatabaseUnreachable(Duration, String),
+    #[error(transparent)]
+    Metrics(#[from] loadlab_telemetry::RecorderError),
+    #[error("server error: {0}")]
+    Serve(#[from] std::io::Error),
+}
+
+/// Migrates the database, serves the API on `listener` until `shutdown` resolves,
+/// then drains: in-flight requests finish, queued rows are committed and answered,
+/// and only then does it return.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), StartError> {
+    let recorder = loadlab_telemetry::MetricsRecorder::install("device-api", &metrics::histograms())?;
+    metrics::describe();
+    let pool = db::pool(&config.database_url, config.pool_size, config.pool_acquire_timeout)
+        .map_err(StartError::DatabaseUrl)?;
+    migrate(&pool).await?;
+    let engine = db::StorageEngine::detect(&pool)
+        .await
+        .map_err(|error| StartError::DatabaseUnreachable(Duration::ZERO, error.to_string()))?;
+    ::metrics::gauge!(metrics::STORAGE_ENGINE, "engine" => engine.as_str()).set(1.0);
+    tracing::info!(engine = engine.as_str(), "database migrated");
+
+    let background = CancellationToken::new();
+    let partitions =
+        db::spawn_partition_maintenance(pool.clone(), config.max_measurement_age, background.clone()).await;
+    let (ingest, writers) = Ingest::start(
+        pool.clone(),
+        IngestOptions {
+            batch_max_rows: config.batch_max_rows as usize,
+            batch_max_wait: config.batch_max_wait,
+            writers: config.writers,
+            commit_timeout: config.commit_timeout,
+        },
+    );
+    let state = AppState {
+        pool: pool.clone(),
+        devices: Arc::new(Devices::new(pool.clone())),
+        ingest,
+        limits: Limits {
+            max_body_bytes: config.max_body_bytes,
+            max_batch_measurements: config.max_batch_measurements,
+            time_window: TimeWindow { max_age: config.max_measurement_age, max_skew: config.max_clock_skew },
+        },
+        recorder,
+    };
+
+    tracing::info!(address = %listener.local_addr()?, "device-api listening");
+    axum::serve(listener, http::router(state)).with_graceful_shutdown(shutdown).await?;
+    // The router, and with it every handle to the ingest queue, is gone: the writers
+    // commit what is still queued and stop.
+    tracing::info!("draining the write queue");
+    writers.finish().await;
+    background.cancel();
+    let _ = partitions.await;
+    pool.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Applies the embedded migrations, waiting for an unreachable database for up to
+/// [`STARTUP_DATABASE_WAIT`].
+async fn migrate(pool: &sqlx::PgPool) -> Result<(), StartError> {
+    let deadline = tokio::time::Instant::now() + STARTUP_DATABASE_WAIT;
+    loop {
+        match db::MIGRATOR.run(pool).await {
+            Ok(()) => return Ok(()),
+            Err(sqlx::migrate::MigrateError::Execute(error)) if db::is_unavailable(&error) => {
+                if tokio::time::Instant::now() >= deadline {
+                    return Err(StartError::DatabaseUnreachable(STARTUP_DATABASE_WAIT, error.to_string()));
+                }
+                tracing::warn!(%error, "database unreachable; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Err(error) => return Err(error.into()),
+        }
+    }
+}

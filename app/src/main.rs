@@ -1,0 +1,32 @@
+//! The `device-api` binary: parse options, set up logs, bind, serve until SIGINT or
+//! SIGTERM, drain, exit.
+
+use anyhow::Context;
+use clap::Parser;
+use device_api::Config;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let config = Config::parse();
+    loadlab_telemetry::init_logging(config.log_format);
+    if config.check_config {
+        println!("{config:#?}");
+        return Ok(());
+    }
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {} (--listen / DEVICE_API_LISTEN)", config.listen))?;
+    device_api::run(config, listener, shutdown_signal()).await?;
+    Ok(())
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
+async fn shutdown_signal() {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("installing a SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
+    tracing::info!("shutdown requested; draining");
+}

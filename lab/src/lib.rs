@@ -1,0 +1,11 @@
+//! loadlab: runs the lab's parts on one machine. This crate owns starting private
+//! instances of real servers (own temporary data directory, own free port, stopped on
+//! drop) for the lab and for every integration test in the workspace, so no test ever
+//! touches a machine's shared instance.
+
+pub mod ports;
+pub mod postgres;
+mod process_user;
+pub mod up;
+
+pub use postgres::{PostgresError, PostgresInstance};
