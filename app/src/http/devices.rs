@@ -56,7 +56,9 @@ pub async fn login(
     Ok(Json(LoginResponse { username: id }))
 }
 
-/// What the device should do next, decided from its latest measurement: charge when
+/// What the device should do next.
+///
+/// Decided from the device's latest measurement: charge when
 /// the battery is below 20 % of full, fill when the reservoir holds under 20 litres,
 /// flush half the reservoir (`contents` = litres) when the water is above 55 °C.
 /// A device with no measurement yet gets every action off.

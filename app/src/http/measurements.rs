@@ -17,8 +17,9 @@ pub fn router() -> Router<AppState> {
         .route("/measurements", post(post_measurements))
 }
 
-/// Stores one measurement for the authenticated device (the body's `id` is ignored).
-/// Answers 204 once the row is committed. Refused with 422: `charge_now` or
+/// Stores one measurement for the authenticated device.
+///
+/// The body's `id` is ignored. Answers 204 once the row is committed. Refused with 422: `charge_now` or
 /// `charge_full` negative, `charge_now` > `charge_full`, temperatures outside
 /// −100..200 °C, `|charge_rate|` > 1e6, `water_level` outside 0..1e6, non-finite
 /// numbers, and `time` older than `--max-measurement-age` or further ahead than
@@ -48,8 +49,9 @@ pub async fn post_measurement(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Stores an array of measurements for the authenticated device, all or none, with
-/// the same rules as `POST /measurement`. At most `--max-batch-measurements`
+/// Stores an array of measurements for the authenticated device, all or none.
+///
+/// The same rules as `POST /measurement`. At most `--max-batch-measurements`
 /// elements; an error names the element, e.g. `[3].water_level`.
 #[utoipa::path(post, path = "/measurements", tag = "measurements",
     security(("servant_auth_cookie" = []), ("bearer" = [])),

@@ -14,7 +14,9 @@ pub fn router() -> Router<AppState> {
 }
 
 /// Totals over each device's latest measurement and the mean water temperature by
-/// hour of day. Read from rollups the write path keeps, never by scanning the
+/// hour of day.
+///
+/// Read from rollups the write path keeps, never by scanning the
 /// measurement history, so its cost does not grow with the number of rows.
 /// `statsTotalWaterEnergy` = Σ water_level × 4186 J/(kg·K) × (water_temp −
 /// ambient_temp), in joules, over each device's latest measurement (1 L taken as 1 kg).

@@ -1,0 +1,226 @@
+//! Every route of device-api against a real private PostgreSQL: the original's
+//! contract (paths, JSON shapes, auth header and its errors), the command rule, the
+//! statistics figures, the batch route, and the service endpoints.
+
+mod common;
+
+use common::{TestApi, measurement};
+use serde_json::{Value, json};
+
+#[tokio::test]
+async fn login_returns_a_new_device_each_time() {
+    let api = TestApi::start().await;
+    let first = api.login().await;
+    let second = api.login().await;
+    assert_ne!(first, second);
+    assert_eq!(api.count("SELECT count(*) FROM device").await, 2);
+    api.stop().await;
+}
+
+#[tokio::test]
+async fn authentication_matches_the_original() {
+    let api = TestApi::start().await;
+    let client = &api.client;
+
+    let missing = client.get(api.url("/command")).send().await.unwrap();
+    assert_eq!(missing.status(), 401);
+    let body: Value = missing.json().await.unwrap();
+    assert_eq!(body["message"], "Missing auth header");
+
+    let invalid = client.get(api.url("/command")).header("servant-auth-cookie", "not-a-uuid").send().await.unwrap();
+    assert_eq!(invalid.status(), 403);
+    let body: Value = invalid.json().await.unwrap();
+    assert_eq!(body["message"], "Invalid Cookie");
+
+    let unknown = client
+        .post(api.url("/measurement"))
+        .header("servant-auth-cookie", uuid::Uuid::new_v4().to_string())
+        .json(&measurement(30.0, 50, 50))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), 403);
+    assert_eq!(unknown.json::<Value>().await.unwrap()["error"], "unknown_device");
+
+    let device = api.login().await;
+    let by_cookie = client.get(api.url("/command")).header("servant-auth-cookie", device.to_string()).send().await.unwrap();
+    assert_eq!(by_cookie.status(), 200);
+    let by_bearer = client.get(api.url("/command")).bearer_auth(device).send().await.unwrap();
+    assert_eq!(by_bearer.status(), 200);
+    assert_eq!(api.count("SELECT count(*) FROM measurement").await, 0);
+    api.stop().await;
+}
+
+#[tokio::test]
+async fn command_is_decided_from_the_latest_measurement() {
+    let api = TestApi::start().await;
+    let device = api.login().await;
+    let command = || async {
+        let response = api.client.get(api.url("/command")).header("servant-auth-cookie", device.to_string()).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        response.json::<Value>().await.unwrap()
+    };
+    assert_eq!(
+        command().await,
+        json!({"charge":"NoChargeBattery","fill":"NoFillReservoir","flush":{"tag":"NoFlushReservoir"}})
+    );
+
+    let post = |body: Value| {
+        let request = api.client.post(api.url("/measurement")).header("servant-auth-cookie", device.to_string()).json(&body);
+        async move { request.send().await.unwrap().status() }
+    };
+    // Hot water, low reservoir, flat battery; the body's own `id` is ignored.
+    let mut hot = measurement(60.0, 10, 5);
+    hot["id"] = json!(uuid::Uuid::new_v4());
+    assert_eq!(post(hot).await, 204);
+    assert_eq!(
+        command().await,
+        json!({"charge":"ChargeBattery","fill":"FillReservoir","flush":{"tag":"FlushReservoir","contents":5.0}})
+    );
+    // An older measurement does not replace the latest state.
+    let mut older = measurement(30.0, 80, 90);
+    older["time"] = json!((chrono::Utc::now() - chrono::Duration::minutes(10)).to_rfc3339());
+    assert_eq!(post(older).await, 204);
+    assert_eq!(command().await["charge"], "ChargeBattery");
+    // A newer, healthy one does.
+    assert_eq!(post(measurement(30.0, 80, 90)).await, 204);
+    assert_eq!(
+        command().await,
+        json!({"charge":"NoChargeBattery","fill":"NoFillReservoir","flush":{"tag":"NoFlushReservoir"}})
+    );
+    assert_eq!(api.count("SELECT count(*) FROM measurement").await, 3);
+    api.stop().await;
+}
+
+#[tokio::test]
+async fn statistics_are_computed_from_the_stored_rows() {
+    let api = TestApi::start().await;
+    let first = api.login().await;
+    let second = api.login().await;
+    let _silent = api.login().await;
+    let hour = chrono::Utc::now();
+    let send = |device: uuid::Uuid, water_temp: f64, water_level: i64, charge_now: i64| {
+        let mut body = measurement(water_temp, water_level, charge_now);
+        body["time"] = json!(hour.to_rfc3339());
+        body["ambient_temp"] = json!(20.0);
+        let request = api.client.post(api.url("/measurement")).bearer_auth(device).json(&body);
+        async move { assert_eq!(request.send().await.unwrap().status(), 204) }
+    };
+    send(first, 20.0, 10, 1).await;
+    send(first, 40.0, 30, 70).await; // first's latest (same time, later write wins)
+    send(second, 60.0, 50, 20).await; // second's latest
+
+    for path in ["/statistics", "/stats"] {
+        let response = api.client.get(api.url(path)).send().await.unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+        let stats: Value = response.json().await.unwrap();
+        assert_eq!(stats["statsMeasurementCount"], 3, "{path}: {stats}");
+        assert_eq!(stats["statsNumDevices"], 3);
+        assert_eq!(stats["statsTotalBatteryCharge"], 70 + 20);
+        assert_eq!(stats["statsTotalWaterVolume"], 30 + 50);
+        // 30 L × 4186 × (40 − 20) + 50 L × 4186 × (60 − 20)
+        let energy = 30.0 * 4186.0 * 20.0 + 50.0 * 4186.0 * 40.0;
+        assert!((stats["statsTotalWaterEnergy"].as_f64().unwrap() - energy).abs() < 1e-6, "{stats}");
+        let by_hour = stats["statsMeanTemperature"].as_array().unwrap();
+        assert_eq!(by_hour.len(), 1);
+        assert_eq!(by_hour[0][0], json!(chrono::Timelike::hour(&hour)));
+        let (mean, stddev) = (by_hour[0][1][0].as_f64().unwrap(), by_hour[0][1][1].as_f64().unwrap());
+        assert!((mean - 40.0).abs() < 1e-9);
+        assert!((stddev - (800.0f64 / 3.0).sqrt()).abs() < 1e-9, "stddev_pop of 20, 40, 60");
+    }
+    // The rollup agrees with the raw rows.
+    assert_eq!(api.count("SELECT count(*) FROM measurement").await, 3);
+    assert_eq!(api.count("SELECT round(stddev_pop(water_temp) * 1000)::int8 FROM measurement").await, 16330);
+    api.stop().await;
+}
+
+#[tokio::test]
+async fn batch_route_stores_every_row_or_none() {
+    let api = TestApi::start().await;
+    let device = api.login().await;
+    let rows: Vec<Value> = (0..50).map(|i| measurement(30.0 + f64::from(i) / 10.0, 40, 50)).collect();
+    let response = api.client.post(api.url("/measurements")).bearer_auth(device).json(&rows).send().await.unwrap();
+    assert_eq!(response.status(), 204);
+    assert_eq!(api.count("SELECT count(*) FROM measurement").await, 50);
+
+    let mut with_one_bad = rows.clone();
+    with_one_bad[7]["water_level"] = json!(-1);
+    let response = api.client.post(api.url("/measurements")).bearer_auth(device).json(&with_one_bad).send().await.unwrap();
+    assert_eq!(response.status(), 422);
+    assert_eq!(response.json::<Value>().await.unwrap()["field"], "[7].water_level");
+    assert_eq!(api.count("SELECT count(*) FROM measurement").await, 50, "nothing of a refused batch is stored");
+    api.stop().await;
+}
+
+#[tokio::test]
+async fn service_endpoints() {
+    let api = TestApi::start().await;
+    let health = api.client.get(api.url("/health")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+
+    let ready: Value = api.client.get(api.url("/ready")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(ready["status"], "ready");
+    let engine = ready["engine"].as_str().unwrap();
+    assert!(engine == "native-partitions" || engine == "timescaledb", "{ready}");
+
+    // Some traffic, so per-route series exist.
+    let device = api.login().await;
+    let _ = api.client.get(api.url("/command")).bearer_auth(device).send().await.unwrap();
+    let stored = api.client.post(api.url("/measurement")).bearer_auth(device).json(&measurement(30.0, 40, 50)).send().await.unwrap();
+    assert_eq!(stored.status(), 204);
+    let metrics = api.client.get(api.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    for expected in [
+        "device_api_requests_total{route=\"/command\",method=\"GET\",status=\"200\"}",
+        "device_api_request_duration_seconds_bucket{route=\"/measurement\",method=\"POST\",status=\"204\",le=\"0.005\"}",
+        "device_api_requests_in_flight",
+        "device_api_measurements_ingested_total",
+        "device_api_batch_rows_bucket",
+        "device_api_batch_commit_duration_seconds_bucket",
+        "device_api_db_pool_connections",
+        "device_api_db_pool_in_use_connections",
+        "device_api_db_pool_idle_connections",
+        "device_api_db_pool_acquire_duration_seconds_bucket",
+        &format!("device_api_storage_engine_info{{engine=\"{engine}\"}} 1"),
+        "process_resident_memory_bytes",
+        "process_cpu_seconds_total",
+        "process_open_fds",
+        "device_api_tokio_workers",
+        "device_api_tokio_alive_tasks",
+        "device_api_tokio_worker_busy_seconds",
+    ] {
+        assert!(metrics.contains(expected), "/metrics lacks {expected}\n{metrics}");
+    }
+    api.stop().await;
+}
+
+#[tokio::test]
+async fn openapi_documents_every_route_with_its_errors() {
+    let api = TestApi::start().await;
+    let document: Value = api.client.get(api.url("/openapi.json")).send().await.unwrap().json().await.unwrap();
+    assert!(document["openapi"].as_str().unwrap().starts_with("3."));
+    let paths = document["paths"].as_object().unwrap();
+    for (path, method, statuses) in [
+        ("/login", "post", &["200", "400", "415", "503"][..]),
+        ("/command", "get", &["200", "401", "403", "503"]),
+        ("/measurement", "post", &["204", "400", "401", "403", "413", "415", "422", "503"]),
+        ("/measurements", "post", &["204", "422"]),
+        ("/statistics", "get", &["200", "503"]),
+        ("/stats", "get", &["200"]),
+        ("/health", "get", &["200"]),
+        ("/ready", "get", &["200", "503"]),
+        ("/metrics", "get", &["200"]),
+        ("/openapi.json", "get", &["200"]),
+    ] {
+        let operation = &paths[path][method];
+        assert!(operation.is_object(), "{method} {path} missing from the OpenAPI document");
+        for status in statuses {
+            assert!(operation["responses"][status].is_object(), "{method} {path} does not document {status}");
+        }
+        // Every documented route answers something other than 404.
+        let response = api.client.request(method.parse().unwrap(), api.url(path)).send().await.unwrap();
+        assert_ne!(response.status(), 404, "{method} {path} is documented but not served");
+    }
+    let description = document["paths"]["/command"]["get"]["description"].as_str().unwrap_or_default();
+    assert!(description.contains("55 °C"), "the command rule is documented: {description}");
+    api.stop().await;
+}

@@ -1,0 +1,182 @@
+//! Shared test harness: a private PostgreSQL per test and device-api either
+//! in-process (`TestApi`) or as a real child process (`ApiProcess`, for signals).
+
+#![allow(dead_code)] // each test binary uses a different part of the harness
+
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use device_api::Config;
+use loadlab::PostgresInstance;
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+use uuid::Uuid;
+
+/// A private PostgreSQL with an empty `device_api` database.
+pub fn start_database() -> PostgresInstance {
+    let postgres = PostgresInstance::start().expect("private PostgreSQL starts");
+    postgres.create_database("device_api").expect("database created");
+    postgres
+}
+
+/// device-api served in-process on a free port, against its own private PostgreSQL.
+pub struct TestApi {
+    pub postgres: PostgresInstance,
+    pub base: String,
+    pub client: reqwest::Client,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<Result<(), device_api::StartError>>>,
+}
+
+impl TestApi {
+    pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Starts with the defaults changed by `adjust`.
+    pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> Self {
+        let postgres = start_database();
+        let mut config = Config::for_database(postgres.url("device_api"));
+        adjust(&mut config);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (shutdown, signal) = oneshot::channel::<()>();
+        let server = tokio::spawn(device_api::run(config, listener, async move {
+            let _ = signal.await;
+        }));
+        let api = Self { postgres, base, client: reqwest::Client::new(), shutdown: Some(shutdown), server: Some(server) };
+        api.wait_ready().await;
+        api
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    async fn wait_ready(&self) {
+        for _ in 0..200 {
+            if let Ok(response) = self.client.get(self.url("/ready")).send().await
+                && response.status() == 200
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("device-api did not become ready");
+    }
+
+    pub async fn login(&self) -> Uuid {
+        login(&self.client, &self.base).await
+    }
+
+    /// Gracefully stops the server and waits for it to drain.
+    pub async fn stop(mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.await.expect("server task").expect("server ran cleanly");
+        }
+    }
+
+    /// Runs SQL against the API's database and returns one integer.
+    pub async fn count(&self, sql: &str) -> i64 {
+        query_i64(&self.postgres.url("device_api"), sql).await
+    }
+}
+
+impl Drop for TestApi {
+    fn drop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+    }
+}
+
+pub async fn query_i64(url: &str, sql: &str) -> i64 {
+    use sqlx::Connection;
+    let mut connection = sqlx::PgConnection::connect(url).await.expect("test connection");
+    sqlx::query_scalar(sql).fetch_one(&mut connection).await.expect("test query")
+}
+
+pub async fn login(client: &reqwest::Client, base: &str) -> Uuid {
+    let response = client
+        .post(format!("{base}/login"))
+        .json(&json!({"username": "test_user"}))
+        .send()
+        .await
+        .expect("login request");
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    body["username"].as_str().unwrap().parse().expect("login returns a uuid")
+}
+
+/// A valid measurement body, as the original Locust user sends it.
+pub fn measurement(water_temp: f64, water_level: i64, charge_now: i64) -> Value {
+    json!({
+        "time": chrono::Utc::now().to_rfc3339(),
+        "charge_now": charge_now,
+        "charge_full": 100,
+        "charge_rate": 12.5,
+        "ambient_temp": 20.0,
+        "water_temp": water_temp,
+        "water_level": water_level,
+    })
+}
+
+/// device-api as a child process of the built binary, for tests that send signals.
+pub struct ApiProcess {
+    pub child: Child,
+    pub base: String,
+    pub address: SocketAddr,
+}
+
+impl ApiProcess {
+    pub async fn spawn(database_url: &str, extra_args: &[&str]) -> Self {
+        let port = loadlab::ports::free_loopback_port().unwrap();
+        let address: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_device-api"))
+            .args(["--listen", &address.to_string(), "--database-url", database_url])
+            .args(extra_args)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("device-api starts");
+        let process = Self { child, base: format!("http://{address}"), address };
+        let client = reqwest::Client::new();
+        for _ in 0..300 {
+            if let Ok(response) = client.get(format!("{}/ready", process.base)).send().await
+                && response.status() == 200
+            {
+                return process;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("device-api process did not become ready");
+    }
+
+    pub fn signal(&self, signal: nix::sys::signal::Signal) {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        nix::sys::signal::kill(pid, signal).expect("signal sent");
+    }
+
+    /// Waits for the process to exit (polling, so the runtime is not blocked).
+    pub async fn wait(&mut self, limit: Duration) -> std::process::ExitStatus {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "device-api did not exit within {limit:?}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for ApiProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
