@@ -54,11 +54,8 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
         let path = error.path().to_string();
         let message = error.inner().to_string();
-        // serde reports a missing or unknown field at its parent; point at the field.
-        let named = ["missing field `", "unknown field `"]
-            .iter()
-            .find_map(|prefix| message.strip_prefix(prefix))
-            .and_then(|rest| rest.split('`').next());
+        // A missing field is reported at its parent; point at the field itself.
+        let named = message.strip_prefix("missing field `").and_then(|rest| rest.split('`').next());
         let field = match (path.as_str(), named) {
             (".", Some(name)) => Some(name.to_string()),
             (_, Some(name)) => Some(format!("{path}.{name}")),

@@ -180,3 +180,100 @@ impl Drop for ApiProcess {
         let _ = self.child.wait();
     }
 }
+
+/// What a bounded load run saw.
+#[derive(Debug, Default)]
+pub struct LoadOutcome {
+    /// (device, time) of every measurement answered 204.
+    pub acknowledged: Vec<(Uuid, chrono::DateTime<chrono::Utc>)>,
+    /// When each 204 arrived.
+    pub acknowledged_at: Vec<std::time::Instant>,
+    /// Answers by status code; 0 for a transport error (refused, reset, timeout).
+    pub statuses: std::collections::BTreeMap<u16, usize>,
+    /// 503 answers that carried `Retry-After` and a JSON error.
+    pub well_formed_503: usize,
+}
+
+/// Posts measurements from `workers` concurrent loops, one device each, until `stop`
+/// is set or each worker has sent `max_per_worker` requests. Every measurement has a
+/// distinct time (microsecond steps), so each acknowledged one can be found later.
+pub async fn drive_load(
+    base: String,
+    devices: Vec<Uuid>,
+    max_per_worker: usize,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> LoadOutcome {
+    use std::sync::atomic::Ordering;
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
+    // Whole microseconds: what timestamptz stores, so the times compare exactly.
+    let start = chrono::SubsecRound::trunc_subsecs(chrono::Utc::now() - chrono::Duration::seconds(10), 6);
+    let workers = devices.into_iter().enumerate().map(|(worker, device)| {
+        let client = client.clone();
+        let base = base.clone();
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let mut outcome = LoadOutcome::default();
+            for i in 0..max_per_worker {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                let time = start + chrono::Duration::microseconds((worker * max_per_worker + i) as i64);
+                let mut body = measurement(30.0, 50, 50);
+                body["time"] = json!(time.to_rfc3339());
+                let sent = client.post(format!("{base}/measurement")).bearer_auth(device).json(&body).send().await;
+                let status = match sent {
+                    Ok(response) => {
+                        let status = response.status().as_u16();
+                        if status == 503 {
+                            let retry_after = response.headers().contains_key("retry-after");
+                            let body: Value = response.json().await.unwrap_or(Value::Null);
+                            if retry_after && body["error"] == "unavailable" {
+                                outcome.well_formed_503 += 1;
+                            }
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                        }
+                        status
+                    }
+                    Err(_) => {
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        0
+                    }
+                };
+                if status == 204 {
+                    outcome.acknowledged.push((device, time));
+                    outcome.acknowledged_at.push(std::time::Instant::now());
+                }
+                *outcome.statuses.entry(status).or_default() += 1;
+            }
+            outcome
+        })
+    });
+    let mut total = LoadOutcome::default();
+    for worker in workers.collect::<Vec<_>>() {
+        let outcome = worker.await.unwrap();
+        total.acknowledged.extend(outcome.acknowledged);
+        total.acknowledged_at.extend(outcome.acknowledged_at);
+        for (status, count) in outcome.statuses {
+            *total.statuses.entry(status).or_default() += count;
+        }
+        total.well_formed_503 += outcome.well_formed_503;
+    }
+    total
+}
+
+/// Asserts that every acknowledged measurement is in the table.
+pub async fn assert_all_stored(database_url: &str, acknowledged: &[(Uuid, chrono::DateTime<chrono::Utc>)]) {
+    use sqlx::Connection;
+    let mut connection = sqlx::PgConnection::connect(database_url).await.expect("test connection");
+    let stored: Vec<(Uuid, chrono::DateTime<chrono::Utc>)> =
+        sqlx::query_as("SELECT device_id, time FROM measurement").fetch_all(&mut connection).await.unwrap();
+    let stored: std::collections::HashSet<_> = stored.into_iter().collect();
+    let missing: Vec<_> = acknowledged.iter().filter(|row| !stored.contains(row)).collect();
+    assert!(
+        missing.is_empty(),
+        "{} of {} acknowledged measurements are missing, e.g. {:?}",
+        missing.len(),
+        acknowledged.len(),
+        missing.first()
+    );
+}
