@@ -31,6 +31,27 @@ pub struct Statistics {
     pub stats_total_water_energy: f64,
 }
 
+/// Totals over the latest state of each device. `$1` is water's specific heat.
+pub const SUMMARY_SQL: &str = r#"
+    SELECT
+        (SELECT count(*) FROM device),
+        coalesce(sum(charge_now), 0)::int8,
+        coalesce(sum(water_level), 0)::int8,
+        coalesce(sum(water_level * $1 * (water_temp - ambient_temp)), 0)::float8
+    FROM device_state
+"#;
+
+/// Count, sum and sum of squares of water_temp by hour of day, from the rollup.
+pub const HOURLY_SQL: &str = r#"
+    SELECT extract(hour FROM hour AT TIME ZONE 'UTC')::int4 AS hour_of_day,
+           sum(measurement_count)::int8,
+           sum(water_temp_sum)::float8,
+           sum(water_temp_sum_squares)::float8
+    FROM measurement_hourly
+    GROUP BY hour_of_day
+    ORDER BY hour_of_day
+"#;
+
 impl Statistics {
     pub async fn read(pool: &PgPool) -> Result<Self, sqlx::Error> {
         // One snapshot for both queries, so the figures agree with each other.
@@ -39,30 +60,11 @@ impl Statistics {
         sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
             .execute(&mut *transaction)
             .await?;
-        let (devices, charge, volume, energy): (i64, i64, i64, f64) = sqlx::query_as(
-            r#"
-            SELECT
-                (SELECT count(*) FROM device),
-                coalesce(sum(charge_now), 0)::int8,
-                coalesce(sum(water_level), 0)::int8,
-                coalesce(sum(water_level * $1 * (water_temp - ambient_temp)), 0)::float8
-            FROM device_state
-            "#,
-        )
+        let (devices, charge, volume, energy): (i64, i64, i64, f64) = sqlx::query_as(SUMMARY_SQL)
         .bind(WATER_SPECIFIC_HEAT)
         .fetch_one(&mut *transaction)
         .await?;
-        let hours: Vec<(i32, i64, f64, f64)> = sqlx::query_as(
-            r#"
-            SELECT extract(hour FROM hour AT TIME ZONE 'UTC')::int4 AS hour_of_day,
-                   sum(measurement_count)::int8,
-                   sum(water_temp_sum)::float8,
-                   sum(water_temp_sum_squares)::float8
-            FROM measurement_hourly
-            GROUP BY hour_of_day
-            ORDER BY hour_of_day
-            "#,
-        )
+        let hours: Vec<(i32, i64, f64, f64)> = sqlx::query_as(HOURLY_SQL)
         .fetch_all(&mut *transaction)
         .await?;
         transaction.commit().await?;
