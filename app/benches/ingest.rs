@@ -51,7 +51,13 @@ fn random_measurement(rng: &mut impl Rng) -> String {
 
 /// Closed loop: each connection sends the next request as soon as the last is
 /// answered, for `seconds`. Returns rows acknowledged (204) and non-204 answers.
-async fn drive(address: SocketAddr, devices: &[String], path: &'static str, rows_per_request: usize, seconds: u64) -> (u64, u64) {
+async fn drive(
+    address: SocketAddr,
+    devices: &[String],
+    path: &'static str,
+    rows_per_request: usize,
+    seconds: u64,
+) -> (u64, u64) {
     let stop = Arc::new(AtomicBool::new(false));
     let acknowledged = Arc::new(AtomicU64::new(0));
     let failed = Arc::new(AtomicU64::new(0));
@@ -173,7 +179,10 @@ async fn main() {
         devices.push(login(address).await);
     }
 
-    println!("device-api ingest benchmark: {} connections, {} s per phase, fsync on", options.connections, options.seconds);
+    println!(
+        "device-api ingest benchmark: {} connections, {} s per phase, fsync on",
+        options.connections, options.seconds
+    );
     let (single_rows, single_failed) = drive(address, &devices, "/measurement", 1, options.seconds).await;
     let single_rate = single_rows as f64 / options.seconds as f64;
     let (batch_rows, batch_failed) = drive(address, &devices, "/measurements", options.batch, options.seconds).await;

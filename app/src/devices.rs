@@ -26,7 +26,8 @@ impl Devices {
     /// Creates a device with a fresh random id.
     pub async fn create(&self) -> Result<Uuid, sqlx::Error> {
         let id = Uuid::new_v4();
-        sqlx::query("INSERT INTO device (id) VALUES ($1)").bind(id)
+        sqlx::query("INSERT INTO device (id) VALUES ($1)")
+            .bind(id)
             .execute(&mut *crate::db::acquire(&self.pool).await?)
             .await?;
         self.known.write().expect("device cache lock poisoned").insert(id);

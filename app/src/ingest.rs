@@ -81,8 +81,7 @@ impl Ingest {
     pub async fn write(&self, rows: Vec<Measurement>) -> Result<(), IngestError> {
         let (done, outcome) = oneshot::channel();
         self.queue.send(Pending { rows, done }).await.map_err(|_| IngestError::ShuttingDown)?;
-        metrics::gauge!(names::INGEST_QUEUE_DEPTH)
-            .set((self.queue.max_capacity() - self.queue.capacity()) as f64);
+        metrics::gauge!(names::INGEST_QUEUE_DEPTH).set((self.queue.max_capacity() - self.queue.capacity()) as f64);
         outcome.await.map_err(|_| IngestError::ShuttingDown)?
     }
 }
@@ -179,10 +178,9 @@ impl Writer {
     async fn commit(&self, rows: &[&Measurement]) -> Result<(), IngestError> {
         let statement = BatchStatement::new(rows);
         match tokio::time::timeout(self.options.commit_timeout, statement.execute(&self.pool, self.id)).await {
-            Err(_) => Err(IngestError::Unavailable(format!(
-                "commit took longer than {:?}",
-                self.options.commit_timeout
-            ))),
+            Err(_) => {
+                Err(IngestError::Unavailable(format!("commit took longer than {:?}", self.options.commit_timeout)))
+            }
             Ok(Ok(())) => Ok(()),
             Ok(Err(error)) if db::is_unavailable(&error) => Err(IngestError::Unavailable(error.to_string())),
             Ok(Err(error)) => Err(IngestError::Failed(error.to_string())),

@@ -19,8 +19,8 @@ pub const DATABASE_UP: &str = "device_api_database_up";
 
 /// Latency buckets (seconds): 100 µs to 10 s, dense where an API's SLO usually sits.
 const LATENCY: &[f64] = &[
-    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5,
-    0.75, 1.0, 2.5, 5.0, 10.0,
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5,
+    5.0, 10.0,
 ];
 /// Batch sizes (rows).
 const ROWS: &[f64] = &[1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0, 5000.0];
@@ -37,7 +37,7 @@ pub fn histograms() -> [(&'static str, &'static [f64]); 4] {
 
 /// Help texts, shown as `# HELP` lines.
 pub fn describe() {
-    use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
     describe_counter!(REQUESTS, "HTTP requests answered, by route, method and status");
     describe_histogram!(REQUEST_DURATION, Unit::Seconds, "HTTP request duration, by route, method and status");
     describe_gauge!(REQUESTS_IN_FLIGHT, "HTTP requests being handled");

@@ -95,7 +95,10 @@ impl MeasurementInput {
         let oldest = now - chrono::Duration::from_std(window.max_age).unwrap_or(chrono::Duration::MAX);
         let newest = now + chrono::Duration::from_std(window.max_skew).unwrap_or(chrono::Duration::MAX);
         if self.time < oldest {
-            return Err(invalid("time", format!("is before {oldest}, the oldest accepted (now − max measurement age)")));
+            return Err(invalid(
+                "time",
+                format!("is before {oldest}, the oldest accepted (now − max measurement age)"),
+            ));
         }
         if self.time > newest {
             return Err(invalid("time", format!("is after {newest}, the newest accepted (now + max clock skew)")));
@@ -185,11 +188,8 @@ pub struct DeviceState {
 
 impl Command {
     /// Every action off: the answer for a device that has not measured anything yet.
-    pub const IDLE: Command = Command {
-        charge: Charge::NoChargeBattery,
-        fill: Fill::NoFillReservoir,
-        flush: Flush::NoFlushReservoir,
-    };
+    pub const IDLE: Command =
+        Command { charge: Charge::NoChargeBattery, fill: Fill::NoFillReservoir, flush: Flush::NoFlushReservoir };
 
     /// Charge when the battery is below 20 % (or has no capacity), fill when the
     /// reservoir holds under 20 litres, flush half the reservoir when the water is above

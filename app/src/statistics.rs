@@ -57,16 +57,10 @@ impl Statistics {
         // One snapshot for both queries, so the figures agree with each other.
         let mut connection = crate::db::acquire(pool).await?;
         let mut transaction = connection.begin().await?;
-        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            .execute(&mut *transaction)
-            .await?;
-        let (devices, charge, volume, energy): (i64, i64, i64, f64) = sqlx::query_as(SUMMARY_SQL)
-        .bind(WATER_SPECIFIC_HEAT)
-        .fetch_one(&mut *transaction)
-        .await?;
-        let hours: Vec<(i32, i64, f64, f64)> = sqlx::query_as(HOURLY_SQL)
-        .fetch_all(&mut *transaction)
-        .await?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY").execute(&mut *transaction).await?;
+        let (devices, charge, volume, energy): (i64, i64, i64, f64) =
+            sqlx::query_as(SUMMARY_SQL).bind(WATER_SPECIFIC_HEAT).fetch_one(&mut *transaction).await?;
+        let hours: Vec<(i32, i64, f64, f64)> = sqlx::query_as(HOURLY_SQL).fetch_all(&mut *transaction).await?;
         transaction.commit().await?;
 
         let measurements = hours.iter().map(|(_, count, _, _)| count).sum();

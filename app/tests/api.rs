@@ -43,7 +43,8 @@ async fn authentication_matches_the_original() {
     assert_eq!(unknown.json::<Value>().await.unwrap()["error"], "unknown_device");
 
     let device = api.login().await;
-    let by_cookie = client.get(api.url("/command")).header("servant-auth-cookie", device.to_string()).send().await.unwrap();
+    let by_cookie =
+        client.get(api.url("/command")).header("servant-auth-cookie", device.to_string()).send().await.unwrap();
     assert_eq!(by_cookie.status(), 200);
     let by_bearer = client.get(api.url("/command")).bearer_auth(device).send().await.unwrap();
     assert_eq!(by_bearer.status(), 200);
@@ -56,7 +57,8 @@ async fn command_is_decided_from_the_latest_measurement() {
     let api = TestApi::start().await;
     let device = api.login().await;
     let command = || async {
-        let response = api.client.get(api.url("/command")).header("servant-auth-cookie", device.to_string()).send().await.unwrap();
+        let response =
+            api.client.get(api.url("/command")).header("servant-auth-cookie", device.to_string()).send().await.unwrap();
         assert_eq!(response.status(), 200);
         response.json::<Value>().await.unwrap()
     };
@@ -66,7 +68,8 @@ async fn command_is_decided_from_the_latest_measurement() {
     );
 
     let post = |body: Value| {
-        let request = api.client.post(api.url("/measurement")).header("servant-auth-cookie", device.to_string()).json(&body);
+        let request =
+            api.client.post(api.url("/measurement")).header("servant-auth-cookie", device.to_string()).json(&body);
         async move { request.send().await.unwrap().status() }
     };
     // Hot water, low reservoir, flat battery; the body's own `id` is ignored.
@@ -145,7 +148,8 @@ async fn batch_route_stores_every_row_or_none() {
 
     let mut with_one_bad = rows.clone();
     with_one_bad[7]["water_level"] = json!(-1);
-    let response = api.client.post(api.url("/measurements")).bearer_auth(device).json(&with_one_bad).send().await.unwrap();
+    let response =
+        api.client.post(api.url("/measurements")).bearer_auth(device).json(&with_one_bad).send().await.unwrap();
     assert_eq!(response.status(), 422);
     assert_eq!(response.json::<Value>().await.unwrap()["field"], "[7].water_level");
     assert_eq!(api.count("SELECT count(*) FROM measurement").await, 50, "nothing of a refused batch is stored");
@@ -166,7 +170,14 @@ async fn service_endpoints() {
     // Some traffic, so per-route series exist.
     let device = api.login().await;
     let _ = api.client.get(api.url("/command")).bearer_auth(device).send().await.unwrap();
-    let stored = api.client.post(api.url("/measurement")).bearer_auth(device).json(&measurement(30.0, 40, 50)).send().await.unwrap();
+    let stored = api
+        .client
+        .post(api.url("/measurement"))
+        .bearer_auth(device)
+        .json(&measurement(30.0, 40, 50))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(stored.status(), 204);
     let metrics = api.client.get(api.url("/metrics")).send().await.unwrap().text().await.unwrap();
     for expected in [

@@ -16,12 +16,23 @@ async fn measurements_land_in_time_partitions_of_the_available_engine() {
         api.count("SELECT count(*) FROM pg_available_extensions WHERE name = 'timescaledb'").await > 0;
     let device = api.login().await;
     for _ in 0..5 {
-        let response = api.client.post(api.url("/measurement")).bearer_auth(device).json(&measurement(30.0, 50, 50)).send().await.unwrap();
+        let response = api
+            .client
+            .post(api.url("/measurement"))
+            .bearer_auth(device)
+            .json(&measurement(30.0, 50, 50))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(response.status(), 204);
     }
     if ready["engine"] == "timescaledb" {
         assert!(timescale_available);
-        assert_eq!(api.count("SELECT count(*) FROM timescaledb_information.hypertables WHERE hypertable_name = 'measurement'").await, 1);
+        assert_eq!(
+            api.count("SELECT count(*) FROM timescaledb_information.hypertables WHERE hypertable_name = 'measurement'")
+                .await,
+            1
+        );
     } else {
         assert_eq!(ready["engine"], "native-partitions", "{ready}");
         // Today and the week ahead exist as partitions before any row needs them.
@@ -34,10 +45,13 @@ async fn measurements_land_in_time_partitions_of_the_available_engine() {
             )
             .await;
         assert!(ahead >= 8, "partitions for today and 7 days ahead, found {ahead}");
-        assert_eq!(api.count("SELECT count(*) FROM ONLY measurement_default").await, 0, "nothing in the default partition");
-        let today = api
-            .count("SELECT count(*) FROM measurement WHERE tableoid::regclass::text <> 'measurement_default'")
-            .await;
+        assert_eq!(
+            api.count("SELECT count(*) FROM ONLY measurement_default").await,
+            0,
+            "nothing in the default partition"
+        );
+        let today =
+            api.count("SELECT count(*) FROM measurement WHERE tableoid::regclass::text <> 'measurement_default'").await;
         assert_eq!(today, 5);
     }
     api.stop().await;
@@ -55,11 +69,7 @@ async fn plan(connection: &mut sqlx::PgConnection, sql: &str) -> String {
 
 /// Tables a plan reads, by the `on <table>` of its scan nodes.
 fn scanned_tables(plan: &str) -> Vec<String> {
-    plan.split(" on ")
-        .skip(1)
-        .filter_map(|rest| rest.split_whitespace().next())
-        .map(str::to_string)
-        .collect()
+    plan.split(" on ").skip(1).filter_map(|rest| rest.split_whitespace().next()).map(str::to_string).collect()
 }
 
 #[tokio::test]
@@ -79,7 +89,8 @@ async fn statistics_never_scan_the_measurement_history() {
         let plan = plan(&mut connection, sql).await;
         let tables = scanned_tables(&plan);
         assert!(!tables.is_empty(), "the plan names its tables:\n{plan}");
-        let history: Vec<_> = tables.iter().filter(|table| table.starts_with("measurement") && *table != "measurement_hourly").collect();
+        let history: Vec<_> =
+            tables.iter().filter(|table| table.starts_with("measurement") && *table != "measurement_hourly").collect();
         assert!(history.is_empty(), "/statistics reads the measurement history ({history:?}):\n{plan}");
     }
     // The check can fail: a query that reads the history is caught.

@@ -1,6 +1,8 @@
-//! A private PostgreSQL instance: `initdb` into a temporary directory, `pg_ctl start`
-//! on a free loopback port with its unix socket in the same directory, stopped and
-//! deleted on drop.
+//! A private PostgreSQL instance: `initdb` into a temporary directory, then `postgres`
+//! as our own child process on a free loopback port with its unix socket in the same
+//! directory, stopped and deleted on drop. Owning the server process (rather than
+//! letting `pg_ctl` daemonize it) means we stop it with a signal and reap it, so
+//! nothing outlives the instance, not even a zombie.
 //!
 //! Every test that needs a database starts one of these, and so does the lab. It runs
 //! as root (as the `postgres` user, since PostgreSQL refuses root) and as a normal
@@ -9,8 +11,12 @@
 //! read afterwards.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::time::Duration;
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
 
 use tempfile::TempDir;
 
@@ -19,11 +25,11 @@ use crate::process_user::RunAs;
 
 /// The Debian/Ubuntu package that provides the server binaries.
 const INSTALL_HINT: &str = "install PostgreSQL's server package (Debian/Ubuntu: `apt-get install postgresql`), \
-     or point LOADLAB_PG_BIN at the directory holding initdb, pg_ctl and postgres";
+     or point LOADLAB_PG_BIN at the directory holding initdb and postgres";
 
 #[derive(Debug, thiserror::Error)]
 pub enum PostgresError {
-    #[error("PostgreSQL server binaries (initdb, pg_ctl) not found: {INSTALL_HINT}")]
+    #[error("PostgreSQL server binaries (initdb, postgres) not found: {INSTALL_HINT}")]
     NotInstalled,
     #[error(
         "running as root, but there is no `postgres` system user to run PostgreSQL as \
@@ -54,14 +60,18 @@ pub struct PostgresInstance {
     port: u16,
     bin_dir: PathBuf,
     run_as: RunAs,
+    /// The running `postgres` process; `None` while stopped. A std `Mutex`: only
+    /// held for signal-and-wait, never across an await.
+    server: Mutex<Option<Child>>,
 }
+
+/// How long a start or a stop may take.
+const START_LIMIT: Duration = Duration::from_secs(60);
+const STOP_LIMIT: Duration = Duration::from_secs(30);
 
 impl std::fmt::Debug for PostgresInstance {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PostgresInstance")
-            .field("port", &self.port)
-            .field("dir", &self.dir_path())
-            .finish()
+        f.debug_struct("PostgresInstance").field("port", &self.port).field("dir", &self.dir_path()).finish()
     }
 }
 
@@ -84,15 +94,16 @@ impl PostgresInstance {
             .give(dir.path())
             .map_err(|source| PostgresError::Io { doing: "handing the data directory to the postgres user", source })?;
 
-        let mut instance = Self { dir: Some(dir), port: 0, bin_dir, run_as };
+        let mut instance = Self { dir: Some(dir), port: 0, bin_dir, run_as, server: Mutex::new(None) };
         instance.initdb(&options.settings)?;
         let attempts = if options.port.is_some() { 1 } else { 3 };
         let mut last_error = None;
         for _ in 0..attempts {
             instance.port = match options.port {
                 Some(port) => port,
-                None => free_loopback_port()
-                    .map_err(|source| PostgresError::Io { doing: "finding a free port", source })?,
+                None => {
+                    free_loopback_port().map_err(|source| PostgresError::Io { doing: "finding a free port", source })?
+                }
             };
             match instance.start_server() {
                 Ok(()) => return Ok(instance),
@@ -138,13 +149,7 @@ impl PostgresInstance {
     /// Stops the server (fast shutdown: open sessions are disconnected), keeping the
     /// data. Used by tests that take the database away under load.
     pub fn stop(&self) -> Result<(), PostgresError> {
-        let output = self
-            .pg_ctl()
-            .args(["stop", "-w", "-m", "fast", "-D"])
-            .arg(self.data_dir())
-            .output()
-            .map_err(|source| PostgresError::Io { doing: "running pg_ctl stop", source })?;
-        check("pg_ctl stop", &output)
+        self.signal_and_wait(Signal::SIGINT)
     }
 
     /// Starts the server again on the same port after [`stop`](Self::stop).
@@ -158,10 +163,6 @@ impl PostgresInstance {
 
     fn data_dir(&self) -> PathBuf {
         self.dir().join("data")
-    }
-
-    fn pg_ctl(&self) -> Command {
-        self.run_as.command(&self.bin_dir.join("pg_ctl"))
     }
 
     fn psql_path(&self) -> Result<PathBuf, PostgresError> {
@@ -199,33 +200,77 @@ impl PostgresInstance {
     }
 
     fn start_server(&self) -> Result<(), PostgresError> {
-        let log = self.dir().join("postgres.log");
-        let output = self
-            .pg_ctl()
-            .args(["start", "-w", "-t", "60", "-D"])
+        let log_path = self.dir().join("postgres.log");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .map_err(|source| PostgresError::Io { doing: "opening postgres.log", source })?;
+        let log_err = log.try_clone().map_err(|source| PostgresError::Io { doing: "opening postgres.log", source })?;
+        let mut child = self
+            .run_as
+            .command(&self.bin_dir.join("postgres"))
+            .arg("-D")
             .arg(self.data_dir())
-            .arg("-l")
-            .arg(&log)
-            .arg("-o")
-            .arg(format!("-p {}", self.port))
-            .output()
-            .map_err(|source| PostgresError::Io { doing: "running pg_ctl start", source })?;
-        check("pg_ctl start", &output).map_err(|error| match error {
-            PostgresError::Command { step, detail } => PostgresError::Command {
-                step,
-                detail: format!("{detail}\n--- {} ---\n{}", log.display(), tail(&log, 20)),
-            },
-            other => other,
-        })
+            .args(["-p", &self.port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log_err)
+            .spawn()
+            .map_err(|source| PostgresError::Io { doing: "starting postgres", source })?;
+        let failed = |detail: String| PostgresError::Command {
+            step: "postgres start",
+            detail: format!("{detail}\n--- {} ---\n{}", log_path.display(), tail(&log_path, 20)),
+        };
+        // postmaster.pid's eighth line says "ready" once connections are accepted.
+        let pid_file = self.data_dir().join("postmaster.pid");
+        let deadline = Instant::now() + START_LIMIT;
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Err(failed(format!("postgres exited during start-up ({status})")));
+            }
+            let ready = std::fs::read_to_string(&pid_file)
+                .is_ok_and(|text| text.lines().nth(7).is_some_and(|status| status.trim() == "ready"));
+            if ready {
+                break;
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(failed(format!("not ready after {START_LIMIT:?}")));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        *self.server.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(child);
+        Ok(())
+    }
+
+    /// Sends `signal` to the server and reaps it; SIGKILL if it outlasts
+    /// [`STOP_LIMIT`]. A no-op when it is not running.
+    fn signal_and_wait(&self, signal: Signal) -> Result<(), PostgresError> {
+        let mut server = self.server.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let Some(mut child) = server.take() else { return Ok(()) };
+        let _ = kill(Pid::from_raw(child.id() as i32), signal);
+        let deadline = Instant::now() + STOP_LIMIT;
+        loop {
+            match child.try_wait() {
+                Ok(Some(_)) => return Ok(()),
+                Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+                _ => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(PostgresError::Command {
+                        step: "postgres stop",
+                        detail: format!("did not stop within {STOP_LIMIT:?} after {signal}; killed"),
+                    });
+                }
+            }
+        }
     }
 
     fn shut_down(&self) {
         // Immediate: the data is thrown away anyway, so skip the checkpoint.
-        let _ = self
-            .pg_ctl()
-            .args(["stop", "-w", "-t", "30", "-m", "immediate", "-D"])
-            .arg(self.data_dir())
-            .output();
+        let _ = self.signal_and_wait(Signal::SIGQUIT);
     }
 }
 
@@ -269,10 +314,10 @@ fn tail(path: &Path, lines: usize) -> String {
     all[all.len().saturating_sub(lines)..].join("\n")
 }
 
-/// Where initdb and pg_ctl live: `LOADLAB_PG_BIN`, else the newest
+/// Where initdb and postgres live: `LOADLAB_PG_BIN`, else the newest
 /// `/usr/lib/postgresql/<version>/bin` (Debian), else the `PATH` (Nix, Homebrew).
 fn find_bin_dir() -> Option<PathBuf> {
-    let has_tools = |dir: &Path| dir.join("initdb").is_file() && dir.join("pg_ctl").is_file();
+    let has_tools = |dir: &Path| dir.join("initdb").is_file() && dir.join("postgres").is_file();
     if let Some(dir) = std::env::var_os("LOADLAB_PG_BIN") {
         let dir = PathBuf::from(dir);
         return has_tools(&dir).then_some(dir);
@@ -291,16 +336,9 @@ fn find_bin_dir() -> Option<PathBuf> {
     if let Some((_, dir)) = debian.pop() {
         return Some(dir);
     }
-    which("initdb")
-        .and_then(|initdb| initdb.parent().map(Path::to_path_buf))
-        .filter(|dir| has_tools(dir))
+    which("initdb").and_then(|initdb| initdb.parent().map(Path::to_path_buf)).filter(|dir| has_tools(dir))
 }
 
 fn which(program: &str) -> Option<PathBuf> {
-    std::env::split_paths(&std::env::var_os("PATH")?)
-        .map(|dir| dir.join(program))
-        .find(|candidate| candidate.is_file())
+    std::env::split_paths(&std::env::var_os("PATH")?).map(|dir| dir.join(program)).find(|candidate| candidate.is_file())
 }
-
-/// How long to wait for a server to accept connections, for callers that poll.
-pub const READY_TIMEOUT: Duration = Duration::from_secs(60);

@@ -34,9 +34,7 @@ impl RunAs {
     pub(crate) fn give(&self, path: &Path) -> std::io::Result<()> {
         match self {
             Self::Current => Ok(()),
-            Self::User { uid, gid, .. } => {
-                std::os::unix::fs::chown(path, Some(uid.as_raw()), Some(gid.as_raw()))
-            }
+            Self::User { uid, gid, .. } => std::os::unix::fs::chown(path, Some(uid.as_raw()), Some(gid.as_raw())),
         }
     }
 

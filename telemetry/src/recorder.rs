@@ -44,10 +44,7 @@ impl MetricsRecorder {
         for (suffix, buckets) in histograms {
             builder = builder
                 .set_buckets_for_metric(Matcher::Suffix((*suffix).to_string()), buckets)
-                .map_err(|e| RecorderError::Buckets {
-                    metric: (*suffix).to_string(),
-                    reason: e.to_string(),
-                })?;
+                .map_err(|e| RecorderError::Buckets { metric: (*suffix).to_string(), reason: e.to_string() })?;
         }
         let recorder = builder.build_recorder();
         let handle = recorder.handle();
@@ -65,11 +62,7 @@ impl MetricsRecorder {
                 }
             })
             .map_err(|e| RecorderError::Install(e.to_string()))?;
-        Ok(Self {
-            handle,
-            process: Arc::new(process),
-            runtime_prefix: program.replace('-', "_").into(),
-        })
+        Ok(Self { handle, process: Arc::new(process), runtime_prefix: program.replace('-', "_").into() })
     }
 
     /// Refreshes process and runtime gauges, then renders the Prometheus text format.
@@ -87,8 +80,7 @@ impl MetricsRecorder {
         let prefix = &self.runtime_prefix;
         metrics::gauge!(format!("{prefix}_tokio_workers")).set(stats.num_workers() as f64);
         metrics::gauge!(format!("{prefix}_tokio_alive_tasks")).set(stats.num_alive_tasks() as f64);
-        metrics::gauge!(format!("{prefix}_tokio_global_queue_depth"))
-            .set(stats.global_queue_depth() as f64);
+        metrics::gauge!(format!("{prefix}_tokio_global_queue_depth")).set(stats.global_queue_depth() as f64);
         // Cumulative and monotonic, but fractional: exported as a gauge of seconds so
         // `rate()` works without rounding to whole-second counter increments.
         for worker in 0..stats.num_workers() {

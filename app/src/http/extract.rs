@@ -36,8 +36,8 @@ impl<T: DeserializeOwned> FromRequest<AppState> for StrictJson<T> {
         }
         let limit = state.limits.max_body_bytes;
         let bytes = axum::body::to_bytes(request.into_body(), limit).await.map_err(|error| {
-            let too_large = std::error::Error::source(&error)
-                .is_some_and(|source| source.is::<http_body_util::LengthLimitError>());
+            let too_large =
+                std::error::Error::source(&error).is_some_and(|source| source.is::<http_body_util::LengthLimitError>());
             if too_large {
                 ApiError::PayloadTooLarge { limit }
             } else {
@@ -64,9 +64,7 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         };
         ApiError::MalformedBody { field, message }
     })?;
-    deserializer
-        .end()
-        .map_err(|error| ApiError::MalformedBody { field: None, message: error.to_string() })?;
+    deserializer.end().map_err(|error| ApiError::MalformedBody { field: None, message: error.to_string() })?;
     Ok(value)
 }
 

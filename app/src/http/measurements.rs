@@ -1,10 +1,10 @@
 //! Measurements: `POST /measurement` (the original, one row) and `POST /measurements`
 //! (an array, for batch senders). Both answer 204 only after the rows are committed.
 
+use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::post;
-use axum::Router;
 use chrono::Utc;
 
 use super::extract::{AuthenticatedDevice, StrictJson};
@@ -12,9 +12,7 @@ use super::{ApiError, AppState, ErrorBody};
 use crate::model::MeasurementInput;
 
 pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/measurement", post(post_measurement))
-        .route("/measurements", post(post_measurements))
+    Router::new().route("/measurement", post(post_measurement)).route("/measurements", post(post_measurements))
 }
 
 /// Stores one measurement for the authenticated device.

@@ -83,11 +83,7 @@ async fn record_request(request: Request, next: Next) -> Response {
     let started = Instant::now();
     let _in_flight = InFlight::enter();
     let response = next.run(request).await;
-    let labels = [
-        ("route", route),
-        ("method", method),
-        ("status", response.status().as_u16().to_string()),
-    ];
+    let labels = [("route", route), ("method", method), ("status", response.status().as_u16().to_string())];
     metrics::counter!(names::REQUESTS, &labels).increment(1);
     metrics::histogram!(names::REQUEST_DURATION, &labels).record(started.elapsed().as_secs_f64());
     response

@@ -14,10 +14,7 @@ use crate::db::{self, StorageEngine};
 use crate::metrics as names;
 
 pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/health", get(health))
-        .route("/ready", get(ready))
-        .route("/metrics", get(metrics))
+    Router::new().route("/health", get(health)).route("/ready", get(ready)).route("/metrics", get(metrics))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -57,18 +54,18 @@ pub async fn health() -> Json<Health> {
 pub async fn ready(State(state): State<AppState>) -> impl IntoResponse {
     let expected = db::MIGRATOR.iter().map(|migration| migration.version).max().unwrap_or(0);
     let checked = async {
-        let applied: Option<i64> =
-            sqlx::query_scalar("SELECT max(version) FROM _sqlx_migrations WHERE success")
-                .fetch_one(&state.pool)
-                .await?;
+        let applied: Option<i64> = sqlx::query_scalar("SELECT max(version) FROM _sqlx_migrations WHERE success")
+            .fetch_one(&state.pool)
+            .await?;
         let engine = StorageEngine::detect(&state.pool).await?;
         Ok::<_, sqlx::Error>((applied.unwrap_or(0), engine))
     }
     .await;
     let (status, body) = match checked {
-        Ok((applied, engine)) if applied >= expected => {
-            (StatusCode::OK, Readiness { status: "ready", engine: Some(engine), migration: Some(applied), reason: None })
-        }
+        Ok((applied, engine)) if applied >= expected => (
+            StatusCode::OK,
+            Readiness { status: "ready", engine: Some(engine), migration: Some(applied), reason: None },
+        ),
         Ok((applied, engine)) => (
             StatusCode::SERVICE_UNAVAILABLE,
             Readiness {
@@ -104,8 +101,5 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     metrics::gauge!(names::POOL_IDLE).set(idle);
     metrics::gauge!(names::POOL_IN_USE).set((size - idle).max(0.0));
     metrics::gauge!(names::POOL_MAX).set(f64::from(state.pool.options().get_max_connections()));
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
-        state.recorder.render(),
-    )
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.recorder.render())
 }

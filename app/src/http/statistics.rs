@@ -8,9 +8,7 @@ use super::{ApiError, AppState, ErrorBody};
 use crate::statistics::Statistics;
 
 pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/statistics", get(statistics))
-        .route("/stats", get(statistics))
+    Router::new().route("/statistics", get(statistics)).route("/stats", get(statistics))
 }
 
 /// Totals over each device's latest measurement and the mean water temperature by

@@ -45,7 +45,8 @@ impl TestApi {
         let server = tokio::spawn(device_api::run(config, listener, async move {
             let _ = signal.await;
         }));
-        let api = Self { postgres, base, client: reqwest::Client::new(), shutdown: Some(shutdown), server: Some(server) };
+        let api =
+            Self { postgres, base, client: reqwest::Client::new(), shutdown: Some(shutdown), server: Some(server) };
         api.wait_ready().await;
         api
     }
