@@ -1,0 +1,128 @@
+//! Leak detection on a memory time series.
+//!
+//! Two questions, both must say yes before a component is called leaking:
+//! - is the growth statistically real? The Mann–Kendall trend test: S counts, over
+//!   every pair of samples, whether the later one is larger; under "no trend" S is
+//!   about normal with variance n(n−1)(2n+5)/18, which gives a one-sided p-value;
+//! - is it large enough to matter? The Theil–Sen slope (the median of the slopes
+//!   between every pair of samples) is robust to the spikes a busy heap shows, and
+//!   must exceed a stated bytes-per-second threshold.
+//!
+//! Samples autocorrelate, which makes Mann–Kendall over-confident on a wandering but
+//! flat series; that is why the magnitude threshold is the deciding gate.
+
+use serde::Serialize;
+
+/// The p-value below which a trend counts as real.
+pub const SIGNIFICANCE: f64 = 0.001;
+
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct Trend {
+    /// Theil–Sen slope, bytes per second.
+    pub slope_bytes_per_second: f64,
+    /// One-sided Mann–Kendall p-value for an increasing trend.
+    pub p_value: f64,
+    pub samples: usize,
+}
+
+impl Trend {
+    pub fn is_leak(&self, threshold_bytes_per_second: f64) -> bool {
+        self.p_value < SIGNIFICANCE && self.slope_bytes_per_second > threshold_bytes_per_second
+    }
+}
+
+/// Fits `(seconds, bytes)` samples; `None` with fewer than 10 samples.
+pub fn trend(samples: &[(f64, f64)]) -> Option<Trend> {
+    let n = samples.len();
+    if n < 10 {
+        return None;
+    }
+    let mut slopes = Vec::with_capacity(n * (n - 1) / 2);
+    let mut s = 0i64;
+    for i in 0..n {
+        for j in i + 1..n {
+            let (t_i, y_i) = samples[i];
+            let (t_j, y_j) = samples[j];
+            if t_j > t_i {
+                slopes.push((y_j - y_i) / (t_j - t_i));
+            }
+            s += match y_j.partial_cmp(&y_i) {
+                Some(std::cmp::Ordering::Greater) => 1,
+                Some(std::cmp::Ordering::Less) => -1,
+                _ => 0,
+            };
+        }
+    }
+    if slopes.is_empty() {
+        return None;
+    }
+    slopes.sort_by(f64::total_cmp);
+    let middle = slopes.len() / 2;
+    let slope = if slopes.len() % 2 == 1 { slopes[middle] } else { (slopes[middle - 1] + slopes[middle]) / 2.0 };
+    let n = n as f64;
+    let variance = n * (n - 1.0) * (2.0 * n + 5.0) / 18.0;
+    // Continuity correction: S moves in steps of 2.
+    let z = if s > 0 {
+        (s as f64 - 1.0) / variance.sqrt()
+    } else if s < 0 {
+        (s as f64 + 1.0) / variance.sqrt()
+    } else {
+        0.0
+    };
+    Some(Trend { slope_bytes_per_second: slope, p_value: upper_tail(z), samples: samples.len() })
+}
+
+/// P(Z > z) for a standard normal Z (Abramowitz & Stegun 7.1.26, error < 1.5e-7).
+fn upper_tail(z: f64) -> f64 {
+    let x = z.abs() / std::f64::consts::SQRT_2;
+    let t = 1.0 / (1.0 + 0.3275911 * x);
+    let polynomial = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))));
+    let erfc = polynomial * (-x * x).exp();
+    if z >= 0.0 { erfc / 2.0 } else { 1.0 - erfc / 2.0 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+
+    fn series(slope: f64, noise: f64, seed: u64) -> Vec<(f64, f64)> {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        (0..200)
+            .map(|i| {
+                let t = f64::from(i) * 0.25;
+                (t, 20e6 + slope * t + rng.random_range(-noise..noise))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_steady_leak_is_found() {
+        let fitted = trend(&series(100_000.0, 500_000.0, 1)).unwrap();
+        assert!((fitted.slope_bytes_per_second - 100_000.0).abs() < 20_000.0, "{fitted:?}");
+        assert!(fitted.p_value < SIGNIFICANCE);
+        assert!(fitted.is_leak(64.0 * 1024.0));
+    }
+
+    #[test]
+    fn a_noisy_flat_series_is_not_a_leak() {
+        for seed in 0..20 {
+            let fitted = trend(&series(0.0, 2_000_000.0, seed)).unwrap();
+            assert!(!fitted.is_leak(64.0 * 1024.0), "seed {seed}: {fitted:?}");
+        }
+    }
+
+    #[test]
+    fn a_small_real_growth_is_below_the_threshold() {
+        let fitted = trend(&series(1_000.0, 100.0, 3)).unwrap();
+        assert!(fitted.p_value < SIGNIFICANCE, "the trend is real");
+        assert!(!fitted.is_leak(64.0 * 1024.0), "but too small to matter");
+    }
+
+    #[test]
+    fn normal_tail() {
+        assert!((upper_tail(0.0) - 0.5).abs() < 1e-7);
+        assert!((upper_tail(1.96) - 0.025).abs() < 1e-4);
+        assert!((upper_tail(-1.96) - 0.975).abs() < 1e-4);
+    }
+}

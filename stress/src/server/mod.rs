@@ -1,0 +1,169 @@
+//! `grpc-stress server`: the Stress and Chat services, gRPC health and reflection,
+//! optional TLS, explicit limits, and Prometheus metrics on their own port.
+
+mod chat_service;
+mod connections;
+mod limits;
+pub mod metrics;
+mod stress_service;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio_stream::StreamExt;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::codec::CompressionEncoding;
+use tonic::transport::{Identity, Server, ServerTlsConfig};
+
+use crate::proto::chat_server::ChatServer;
+use crate::proto::stress_server::StressServer;
+use crate::units::parse_optional_address;
+use chat_service::ChatService;
+use connections::CountedStream;
+use limits::InFlightLimit;
+use stress_service::StressService;
+
+/// Options of `grpc-stress server`.
+#[derive(Clone, Debug, clap::Args)]
+pub struct ServerOptions {
+    /// Address to serve gRPC on.
+    #[arg(long, env = "GRPC_STRESS_LISTEN", default_value = "127.0.0.1:50051")]
+    pub listen: SocketAddr,
+
+    /// PEM certificate chain: serve TLS (needs --tls-key). See `grpc-stress certs`.
+    #[arg(long, env = "GRPC_STRESS_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key for --tls-cert.
+    #[arg(long, env = "GRPC_STRESS_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Address for Prometheus `/metrics`, or `none`.
+    // Spelled out so clap takes the parser's `Option` as the value, not as "optional".
+    #[arg(long, env = "GRPC_STRESS_METRICS_LISTEN", default_value = "127.0.0.1:50052", value_parser = parse_optional_address)]
+    pub metrics_listen: std::option::Option<SocketAddr>,
+
+    /// Most concurrent streams a client may open on one HTTP/2 connection (the
+    /// per-connection limit; further streams wait at the client).
+    #[arg(long, env = "GRPC_STRESS_MAX_CONCURRENT_STREAMS", default_value_t = 256)]
+    pub max_concurrent_streams: u32,
+
+    /// Most RPCs in flight across the server; more are refused at once with
+    /// RESOURCE_EXHAUSTED (load shedding) instead of queueing.
+    #[arg(long, env = "GRPC_STRESS_MAX_IN_FLIGHT", default_value_t = 10_000)]
+    pub max_in_flight: usize,
+
+    /// HTTP/2 keepalive ping interval.
+    #[arg(long, env = "GRPC_STRESS_KEEPALIVE_INTERVAL", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub keepalive_interval: Duration,
+
+    /// Close a connection whose keepalive ping is not answered within this time.
+    #[arg(long, env = "GRPC_STRESS_KEEPALIVE_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub keepalive_timeout: Duration,
+
+    /// Interval between pings on a chat subscription.
+    #[arg(long, env = "GRPC_STRESS_CHAT_PING_INTERVAL", default_value = "2s", value_parser = humantime::parse_duration)]
+    pub chat_ping_interval: Duration,
+
+    #[command(flatten)]
+    pub process: crate::ProcessOptions,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("reading {path}: {source}")]
+    ReadTls { path: PathBuf, source: std::io::Error },
+    #[error("TLS configuration: {0}")]
+    Tls(tonic::transport::Error),
+    #[error("serving gRPC: {0}")]
+    Serve(tonic::transport::Error),
+    #[error("reflection: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    #[error("metrics listener on {address}: {source}")]
+    MetricsListen { address: SocketAddr, source: std::io::Error },
+    #[error(transparent)]
+    Recorder(#[from] loadlab_telemetry::RecorderError),
+}
+
+/// Serves on `listener` until `shutdown` resolves; in-flight RPCs are given the
+/// shutdown and the server returns once connections close.
+pub async fn run(
+    options: ServerOptions,
+    listener: TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    let recorder = loadlab_telemetry::MetricsRecorder::install("grpc-stress", &metrics::histograms())?;
+    metrics::describe();
+    if let Some(address) = options.metrics_listen {
+        let metrics_listener =
+            TcpListener::bind(address).await.map_err(|source| ServerError::MetricsListen { address, source })?;
+        tokio::spawn(serve_metrics(metrics_listener, recorder));
+    }
+
+    let limit = InFlightLimit::new(options.max_in_flight);
+    let stress = StressServer::new(StressService { limit: limit.clone() })
+        .accept_compressed(CompressionEncoding::Gzip)
+        .accept_compressed(CompressionEncoding::Zstd)
+        .send_compressed(CompressionEncoding::Gzip)
+        .send_compressed(CompressionEncoding::Zstd);
+    let chat = ChatServer::new(ChatService::new(limit, options.chat_ping_interval))
+        .accept_compressed(CompressionEncoding::Gzip)
+        .accept_compressed(CompressionEncoding::Zstd);
+    let (health_reporter, health) = tonic_health::server::health_reporter();
+    health_reporter.set_serving::<StressServer<StressService>>().await;
+    health_reporter.set_serving::<ChatServer<ChatService>>().await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+
+    let mut builder = Server::builder()
+        .max_concurrent_streams(Some(options.max_concurrent_streams))
+        .http2_keepalive_interval(Some(options.keepalive_interval))
+        .http2_keepalive_timeout(Some(options.keepalive_timeout));
+    if let (Some(cert), Some(key)) = (&options.tls_cert, &options.tls_key) {
+        let read =
+            |path: &PathBuf| std::fs::read(path).map_err(|source| ServerError::ReadTls { path: path.clone(), source });
+        let identity = Identity::from_pem(read(cert)?, read(key)?);
+        builder = builder.tls_config(ServerTlsConfig::new().identity(identity)).map_err(ServerError::Tls)?;
+    }
+    tracing::info!(
+        address = %listener.local_addr().map_err(|source| ServerError::MetricsListen { address: options.listen, source })?,
+        tls = options.tls_cert.is_some(),
+        "grpc-stress server listening"
+    );
+    // Accept errors (e.g. too many open files) end one accept, not the server.
+    let incoming = TcpListenerStream::new(listener).filter_map(|accepted| match accepted {
+        Ok(stream) => Some(Ok::<_, std::io::Error>(CountedStream::new(stream))),
+        Err(error) => {
+            tracing::warn!(%error, "accept failed");
+            None
+        }
+    });
+    builder
+        .add_service(health)
+        .add_service(reflection)
+        .add_service(stress)
+        .add_service(chat)
+        .serve_with_incoming_shutdown(incoming, shutdown)
+        .await
+        .map_err(ServerError::Serve)
+}
+
+async fn serve_metrics(listener: TcpListener, recorder: loadlab_telemetry::MetricsRecorder) {
+    let app = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let recorder = recorder.clone();
+            async move {
+                ::metrics::gauge!(metrics::LIVE_HEAP).set(crate::heap::live_bytes() as f64);
+                recorder.render()
+            }
+        }),
+    );
+    if let Err(error) = axum::serve(listener, app).await {
+        tracing::warn!(%error, "metrics listener stopped");
+    }
+}

@@ -1,0 +1,51 @@
+//! Command-line units: byte sizes such as `400MiB`, and optional addresses (`none`).
+
+use std::net::SocketAddr;
+
+/// Parses `400MiB`, `60M`, `1.5GiB`, `4096`. K/M/G and KiB/MiB/GiB are both powers of
+/// 1024 (memory ceilings are about RAM); `KB`/`MB`/`GB` are powers of 1000.
+pub fn parse_bytes(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number.parse().map_err(|_| format!("`{text}` is not a size such as 400MiB"))?;
+    let multiplier: f64 = match unit.trim() {
+        "" | "B" => 1.0,
+        "K" | "KiB" | "k" => 1024.0,
+        "M" | "MiB" => 1024.0 * 1024.0,
+        "G" | "GiB" => 1024.0 * 1024.0 * 1024.0,
+        "KB" | "kB" => 1e3,
+        "MB" => 1e6,
+        "GB" => 1e9,
+        other => return Err(format!("unknown size unit `{other}` (use B, KiB, MiB, GiB, KB, MB, GB)")),
+    };
+    Ok((number * multiplier) as u64)
+}
+
+/// An address, or `none` to turn the listener off.
+pub fn parse_optional_address(text: &str) -> Result<Option<SocketAddr>, String> {
+    if text.eq_ignore_ascii_case("none") {
+        return Ok(None);
+    }
+    text.parse().map(Some).map_err(|error| format!("`{text}`: {error} (an address such as 127.0.0.1:50052, or none)"))
+}
+
+/// Formats bytes as MiB with one decimal.
+pub fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_bytes("400MiB").unwrap(), 400 * 1024 * 1024);
+        assert_eq!(parse_bytes("60M").unwrap(), 60 * 1024 * 1024);
+        assert_eq!(parse_bytes("4096").unwrap(), 4096);
+        assert_eq!(parse_bytes("2KB").unwrap(), 2000);
+        assert!(parse_bytes("lots").is_err());
+        assert!(parse_bytes("3 parsecs").is_err());
+    }
+}
