@@ -41,6 +41,9 @@ pub struct Component {
     pub next_kill: Option<Instant>,
     /// When a stopped unstable component starts again.
     pub restart_at: Option<Instant>,
+    /// When the driver sent SIGTERM to the current process (an exit after this is
+    /// expected).
+    pub stopping_since: Option<Instant>,
     /// Exits not asked for, with their status.
     pub unexpected_exits: Vec<String>,
 }
@@ -59,6 +62,7 @@ impl Component {
             peak_rss: 0,
             next_kill: None,
             restart_at: None,
+            stopping_since: None,
             unexpected_exits: Vec::new(),
         }
     }
@@ -130,12 +134,6 @@ impl Component {
         Some(status)
     }
 
-    /// SIGTERM, then SIGKILL after `grace`; returns the exit status.
-    pub async fn stop(&mut self, grace: Duration) -> Option<ExitStatus> {
-        self.terminate();
-        self.wait_exit(grace).await
-    }
-
     /// Sends SIGTERM without waiting.
     pub fn terminate(&self) {
         if let Some(pid) = self.pid() {
@@ -152,6 +150,13 @@ impl Component {
                 let _ = child.kill().await;
                 child.wait().await.ok()
             }
+        }
+    }
+
+    /// Sends SIGKILL without waiting; [`exited`](Self::exited) reaps it later.
+    pub fn force_kill(&mut self) {
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.start_kill();
         }
     }
 

@@ -112,6 +112,9 @@ fn parse_debug_leak(text: &str) -> Result<(String, u64), String> {
     Ok((name.to_string(), parse_bytes(rate)?))
 }
 
+/// How long a stopped component may take to exit before it is killed.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
 fn random_in((low, high): (Duration, Duration)) -> Duration {
     if low == high { low } else { rand::rng().random_range(low..=high) }
 }
@@ -252,10 +255,12 @@ pub async fn run(options: DriverOptions) -> anyhow::Result<ExitCode> {
                     });
                     continue;
                 }
-                component.unexpected_exits.push(status.to_string());
-                if component.spec.stable {
-                    failure.get_or_insert(Failure::StableExit { component: name, status: status.to_string() });
-                    continue;
+                if component.stopping_since.take().is_none() {
+                    component.unexpected_exits.push(status.to_string());
+                    if component.spec.stable {
+                        failure.get_or_insert(Failure::StableExit { component: name, status: status.to_string() });
+                        continue;
+                    }
                 }
                 component.restart_at = Some(now + random_in(options.restart_delay));
             }
@@ -279,13 +284,18 @@ pub async fn run(options: DriverOptions) -> anyhow::Result<ExitCode> {
                     continue;
                 }
             }
+            // Stopping never blocks the loop: SIGTERM now, SIGKILL after a grace
+            // period, restart once the exit has been seen.
             if component.next_kill.is_some_and(|kill_at| now >= kill_at) && component.is_running() {
                 if options.verbose {
-                    eprintln!("driver: {:.1}s stopping {}", at, component.spec.name);
+                    eprintln!("driver: {at:.1}s stopping {}", component.spec.name);
                 }
-                component.stop(Duration::from_secs(5)).await;
-                component.restart_at = Some(Instant::now() + random_in(options.restart_delay));
+                component.terminate();
+                component.stopping_since = Some(now);
                 component.next_kill = None;
+            }
+            if component.stopping_since.is_some_and(|since| now.duration_since(since) > STOP_GRACE) {
+                component.force_kill();
             }
             if component.restart_at.is_some_and(|restart_at| now >= restart_at) {
                 component.restart_at = None;

@@ -67,6 +67,11 @@ pub struct ServerOptions {
     #[arg(long, env = "GRPC_STRESS_CHAT_PING_INTERVAL", default_value = "2s", value_parser = humantime::parse_duration)]
     pub chat_ping_interval: Duration,
 
+    /// After SIGTERM, how long open calls (endless streams included) may go on
+    /// before the server exits anyway.
+    #[arg(long, env = "GRPC_STRESS_SHUTDOWN_GRACE", default_value = "2s", value_parser = humantime::parse_duration)]
+    pub shutdown_grace: Duration,
+
     #[command(flatten)]
     pub process: crate::ProcessOptions,
 }
@@ -87,8 +92,8 @@ pub enum ServerError {
     Recorder(#[from] loadlab_telemetry::RecorderError),
 }
 
-/// Serves on `listener` until `shutdown` resolves; in-flight RPCs are given the
-/// shutdown and the server returns once connections close.
+/// Serves on `listener` until `shutdown` resolves; then open calls get
+/// `--shutdown-grace` to finish before the server returns regardless.
 pub async fn run(
     options: ServerOptions,
     listener: TcpListener,
@@ -142,14 +147,25 @@ pub async fn run(
             None
         }
     });
-    builder
+    let stopping = tokio_util::sync::CancellationToken::new();
+    let signalled = stopping.clone();
+    let serving = builder
         .add_service(health)
         .add_service(reflection)
         .add_service(stress)
         .add_service(chat)
-        .serve_with_incoming_shutdown(incoming, shutdown)
-        .await
-        .map_err(ServerError::Serve)
+        .serve_with_incoming_shutdown(incoming, async move {
+            shutdown.await;
+            signalled.cancel();
+        });
+    let grace = options.shutdown_grace;
+    tokio::select! {
+        served = serving => served.map_err(ServerError::Serve),
+        _ = async { stopping.cancelled().await; tokio::time::sleep(grace).await } => {
+            tracing::info!(?grace, "calls still open after the shutdown grace; exiting");
+            Ok(())
+        }
+    }
 }
 
 async fn serve_metrics(listener: TcpListener, recorder: loadlab_telemetry::MetricsRecorder) {

@@ -1,0 +1,186 @@
+//! grpc-stress as real processes: a client that rides out its server being killed
+//! and restarted, and short driver runs that pass, catch a deliberate leak, and catch
+//! a ceiling breach, each with the right message.
+
+mod common;
+
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use common::free_port_block;
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+const BINARY: &str = env!("CARGO_BIN_EXE_grpc-stress");
+
+fn spawn_server(port: u16, metrics_port: u16) -> Child {
+    Command::new(BINARY)
+        .args([
+            "server",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--metrics-listen",
+            &format!("127.0.0.1:{metrics_port}"),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+async fn wait_for_port(port: u16) {
+    for _ in 0..200 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("port {port} never opened");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_reconnects_across_a_server_restart() {
+    let base = free_port_block();
+    let (port, metrics_port) = (base, base + 1);
+    let mut server = spawn_server(port, metrics_port);
+    wait_for_port(port).await;
+    let client = Command::new(BINARY)
+        .args(["client", "--target", &format!("http://127.0.0.1:{port}"), "--repeat", "--max-attempts", "0", "--json"])
+        .args(["--num-calls", "20", "--non-streaming", "--bidi-streaming", "3"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(800)).await;
+
+    server.kill().unwrap(); // SIGKILL: connections cut mid-call
+    server.wait().unwrap();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let mut restarted = spawn_server(port, metrics_port);
+    wait_for_port(port).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    // The restarted server served the client: it reconnected on its own.
+    let metrics = reqwest::get(format!("http://127.0.0.1:{metrics_port}/metrics")).await.unwrap().text().await.unwrap();
+    let served: f64 = metrics
+        .lines()
+        .filter(|line| line.starts_with("grpc_stress_rpcs_total{") && line.contains("code=\"OK\""))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert!(served > 0.0, "the restarted server saw no calls:\n{metrics}");
+
+    kill(Pid::from_raw(client.id() as i32), Signal::SIGTERM).unwrap();
+    let output = client.wait_with_output().unwrap();
+    restarted.kill().unwrap();
+    restarted.wait().unwrap();
+    let summary: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON summary");
+    assert!(output.status.success(), "tolerated faults are not failures: {summary}");
+    assert!(summary["reconnects"].as_u64().unwrap() >= 1, "{summary}");
+    let faults: u64 = summary["faults"].as_object().unwrap().values().map(|count| count.as_u64().unwrap()).sum();
+    assert!(faults >= 1, "{summary}");
+    assert!(summary["failures"].as_object().unwrap().is_empty(), "{summary}");
+    assert!(summary["kinds"]["non-streaming"]["calls_ok"].as_u64().unwrap() > 0);
+}
+
+fn driver(dir: &std::path::Path, extra: &[&str]) -> Output {
+    let base = free_port_block();
+    Command::new(BINARY)
+        .args(["driver", "--working-dir", dir.to_str().unwrap(), "--base-port", &base.to_string()])
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+fn last_line(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).lines().last().unwrap_or_default().to_string()
+}
+
+#[test]
+fn a_short_driver_run_holds_and_draws_its_charts() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = driver(
+        dir.path(),
+        &[
+            "--duration",
+            "12s",
+            "--warmup",
+            "4s",
+            "--kill-interval",
+            "2s..3s",
+            "--gen-charts",
+            "--patterns",
+            "unary-many-calls,bidi-endless",
+        ],
+    );
+    let verdict = last_line(&output);
+    assert!(output.status.success(), "{verdict}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(verdict.contains("PASSED"), "{verdict}");
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("summary.json")).unwrap()).unwrap();
+    let components = summary["components"].as_array().unwrap();
+    assert_eq!(components.len(), 4 + 2 * 4 * 2);
+    for component in components {
+        let name = component["name"].as_str().unwrap();
+        if component["stable"].as_bool().unwrap() {
+            assert!(dir.path().join(format!("charts/{name}.svg")).exists(), "chart for {name}");
+            assert!(component["heap_trend"].is_object(), "{name} has a fitted trend");
+        } else {
+            assert!(component["restarts"].as_u64().unwrap() >= 1, "unstable {name} was restarted");
+        }
+        assert!(component["peak_rss_bytes"].as_u64().unwrap() > 0);
+    }
+    assert!(dir.path().join("summary.html").exists());
+}
+
+#[test]
+fn a_deliberate_leak_is_caught() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = driver(
+        dir.path(),
+        &[
+            "--duration",
+            "10s",
+            "--warmup",
+            "3s",
+            "--servers",
+            "insecure-stable",
+            "--patterns",
+            "unary-many-calls",
+            "--client-stabilities",
+            "stable",
+            "--debug-leak",
+            "server-insecure-stable=1MiB",
+        ],
+    );
+    let verdict = last_line(&output);
+    assert!(!output.status.success(), "{verdict}");
+    assert!(verdict.contains("FAILED: server-insecure-stable leaks"), "{verdict}");
+}
+
+#[test]
+fn a_ceiling_breach_is_caught() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = driver(
+        dir.path(),
+        &[
+            "--duration",
+            "15s",
+            "--servers",
+            "insecure-stable",
+            "--patterns",
+            "unary-many-calls",
+            "--client-stabilities",
+            "stable",
+            "--server-ceiling",
+            "48MiB",
+            "--debug-leak",
+            "server-insecure-stable=40MiB",
+        ],
+    );
+    let verdict = last_line(&output);
+    assert!(!output.status.success(), "{verdict}");
+    assert!(
+        verdict.contains("FAILED: server-insecure-stable exceeded its memory ceiling: limit 48.0 MiB"),
+        "{verdict}"
+    );
+}

@@ -1,0 +1,190 @@
+//! Each RPC kind and the chat service against a real server, over plain and TLS
+//! connections; grapesy's semantics enforced; load shedding; health and reflection.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{TestServer, server_options};
+use grpc_stress::client::{CallKind, call, stub};
+use grpc_stress::proto::chat_client::ChatClient;
+use grpc_stress::proto::chat_event::Event;
+use grpc_stress::proto::stream_message::Kind;
+use grpc_stress::proto::stress_client::StressClient;
+use grpc_stress::proto::{ChatMessage, StreamMessage, SubscribeRequest};
+use tonic::Code;
+
+#[tokio::test]
+async fn every_kind_over_plain_and_tls() {
+    let certs = tempfile::tempdir().unwrap();
+    let files = grpc_stress::certs::generate(certs.path()).unwrap();
+    let plain = TestServer::start(server_options(&[])).await;
+    let cert = files.server_cert.to_str().unwrap();
+    let key = files.server_key.to_str().unwrap();
+    let secure = TestServer::start(server_options(&["--tls-cert", cert, "--tls-key", key])).await;
+
+    for (server, ca) in [(&plain, None), (&secure, Some(files.ca_cert.as_path()))] {
+        let channel = server.target(ca).connect().await.expect("connects");
+        let mut client = stub(channel, None);
+        let cases = [
+            (CallKind::NonStreaming, 1, 1),
+            (CallKind::ClientStreaming(5), 5, 1),
+            (CallKind::ServerStreaming(7), 1, 7),
+            (CallKind::BidiStreaming(4), 5, 4),
+        ];
+        for (kind, sent, received) in cases {
+            let exchanged =
+                call(&mut client, kind).await.unwrap_or_else(|status| panic!("{kind:?} over {ca:?}: {status}"));
+            assert_eq!((exchanged.sent, exchanged.received), (sent, received), "{kind:?}");
+        }
+    }
+
+    // A plain client cannot talk to the TLS server, nor trust an unknown CA.
+    let other = tempfile::tempdir().unwrap();
+    let stranger = grpc_stress::certs::generate(other.path()).unwrap();
+    assert!(secure.target(Some(&stranger.ca_cert)).connect().await.is_err(), "an unknown CA is refused");
+}
+
+#[tokio::test]
+async fn streams_must_keep_their_announced_count() {
+    let server = TestServer::start(server_options(&[])).await;
+    let channel = server.target(None).connect().await.unwrap();
+    let mut client = StressClient::new(channel);
+    let messages = |count: u32, payloads: usize| {
+        let mut all = vec![StreamMessage { kind: Some(Kind::Count(count)) }];
+        all.extend((0..payloads).map(|_| StreamMessage { kind: Some(Kind::Data(vec![7; 200])) }));
+        tokio_stream::iter(all)
+    };
+    let short = client.client_streaming(messages(3, 2)).await.unwrap_err();
+    assert_eq!(short.code(), Code::InvalidArgument, "{short}");
+    let long = client.client_streaming(messages(1, 2)).await.unwrap_err();
+    assert_eq!(long.code(), Code::InvalidArgument, "{long}");
+    let no_count =
+        client.client_streaming(tokio_stream::iter(vec![StreamMessage { kind: Some(Kind::Data(vec![1])) }])).await;
+    assert_eq!(no_count.unwrap_err().code(), Code::InvalidArgument);
+    let answer = client.client_streaming(messages(2, 2)).await.unwrap().into_inner();
+    assert_eq!(answer.data, vec![7; 200], "the answer is the last message");
+}
+
+#[tokio::test]
+async fn overload_is_refused_with_resource_exhausted() {
+    let server = TestServer::start(server_options(&["--max-in-flight", "1"])).await;
+    let channel = server.target(None).connect().await.unwrap();
+    let mut endless = stub(channel.clone(), None);
+    let holder = tokio::spawn(async move { call(&mut endless, CallKind::ServerStreaming(0)).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut client = stub(channel, None);
+    let refused = call(&mut client, CallKind::NonStreaming).await.unwrap_err();
+    assert_eq!(refused.code(), Code::ResourceExhausted, "{refused}");
+    assert_eq!(grpc_stress::client::classify(&refused), Ok(grpc_stress::client::Fault::Shed));
+    holder.abort();
+    // Once the stream is gone, calls are admitted again.
+    let mut admitted = false;
+    for _ in 0..50 {
+        if call(&mut client, CallKind::NonStreaming).await.is_ok() {
+            admitted = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(admitted, "the permit is released when the stream ends");
+}
+
+#[tokio::test]
+async fn chat_delivers_every_message_in_order_with_its_latency() {
+    let server = TestServer::start(server_options(&["--chat-ping-interval", "100ms"])).await;
+    let channel = server.target(None).connect().await.unwrap();
+    let mut chat = ChatClient::new(channel);
+    let subscribe = |member: &str| {
+        let mut chat = chat.clone();
+        let request = SubscribeRequest { conversation: "c1".into(), member: member.into() };
+        async move { chat.subscribe(request).await.unwrap().into_inner() }
+    };
+    let mut first = subscribe("alice").await;
+    let mut second = subscribe("bob").await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let now = || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as i64;
+    for sequence in 1..=20u64 {
+        let reply = chat
+            .send(ChatMessage {
+                conversation: "c1".into(),
+                sender: "carol".into(),
+                sequence,
+                sent_at_unix_nanos: now(),
+                body: vec![0; 64],
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(reply.delivered_to, 2);
+    }
+    let nobody = chat
+        .send(ChatMessage {
+            conversation: "empty".into(),
+            sender: "x".into(),
+            sequence: 1,
+            sent_at_unix_nanos: now(),
+            body: vec![],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(nobody.delivered_to, 0);
+
+    for subscription in [&mut first, &mut second] {
+        let mut sequences = Vec::new();
+        let mut pings = 0;
+        while sequences.len() < 20 {
+            let event =
+                tokio::time::timeout(Duration::from_secs(5), subscription.message()).await.unwrap().unwrap().unwrap();
+            match event.event.unwrap() {
+                Event::Message(message) => {
+                    let latency = now() - message.sent_at_unix_nanos;
+                    assert!(latency >= 0 && latency < 5_000_000_000, "latency {latency} ns");
+                    sequences.push(message.sequence);
+                }
+                Event::Ping(_) => pings += 1,
+            }
+        }
+        assert_eq!(sequences, (1..=20).collect::<Vec<_>>(), "no loss, no duplicates, in order");
+        assert!(pings >= 1, "pings arrive on the subscription");
+    }
+}
+
+#[tokio::test]
+async fn health_and_reflection_are_served() {
+    use tonic_health::pb::health_client::HealthClient;
+    use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus};
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+
+    let server = TestServer::start(server_options(&[])).await;
+    let channel = server.target(None).connect().await.unwrap();
+    let health = HealthClient::new(channel.clone())
+        .check(HealthCheckRequest { service: "loadlab.stress.v1.Stress".into() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(health.status(), ServingStatus::Serving);
+
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut responses = ServerReflectionClient::new(channel)
+        .server_reflection_info(tokio_stream::iter(vec![request]))
+        .await
+        .unwrap()
+        .into_inner();
+    let response = responses.message().await.unwrap().unwrap();
+    let Some(MessageResponse::ListServicesResponse(list)) = response.message_response else {
+        panic!("not a service list")
+    };
+    let names: Vec<String> = list.service.into_iter().map(|service| service.name).collect();
+    for expected in ["loadlab.stress.v1.Stress", "loadlab.stress.v1.Chat", "grpc.health.v1.Health"] {
+        assert!(names.iter().any(|name| name == expected), "{expected} missing from {names:?}");
+    }
+}
