@@ -1,0 +1,11 @@
+//! loadgen: loadlab's load generator.
+pub mod cli;
+pub mod engine;
+pub mod metrics;
+pub mod output;
+pub mod profile;
+pub mod run;
+pub mod scenario;
+pub mod schedule;
+pub mod slo;
+pub mod stats;

@@ -1,0 +1,146 @@
+//! The machine-readable result: `summary.json` (configuration, per-step statistics
+//! with histogram snapshots that merge exactly across segments, the breaking point,
+//! thresholds, verdict) and `seconds.csv` (one row per second).
+
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::engine::SecondRow;
+use crate::profile::{BreakingPoint, Profile, ProfileRun};
+use crate::stats::{Stats, encode};
+
+#[derive(Debug, Default, Serialize)]
+pub struct Percentiles {
+    pub p50: Option<f64>,
+    pub p90: Option<f64>,
+    pub p99: Option<f64>,
+    pub max: Option<f64>,
+}
+
+fn percentiles(histogram: &hdrhistogram::Histogram<u64>) -> Percentiles {
+    if histogram.is_empty() {
+        return Percentiles::default();
+    }
+    let at = |quantile: f64| Some(histogram.value_at_quantile(quantile) as f64 / 1000.0);
+    Percentiles { p50: at(0.5), p90: at(0.9), p99: at(0.99), max: Some(histogram.max() as f64 / 1000.0) }
+}
+
+#[derive(Debug, Serialize)]
+pub struct RequestRow {
+    pub request: String,
+    pub outcome: String,
+    pub count: u64,
+    pub corrected_ms: Percentiles,
+}
+
+#[derive(Debug, Serialize)]
+pub struct StepReport {
+    pub label: String,
+    pub offered_rate: f64,
+    pub duration_seconds: f64,
+    pub offered: u64,
+    pub completed: u64,
+    pub errors: u64,
+    pub dropped: u64,
+    pub achieved_rate: f64,
+    /// Latency of successful requests from their due time, milliseconds.
+    pub corrected_ms: Percentiles,
+    /// …and from their actual send.
+    pub uncorrected_ms: Percentiles,
+    pub schedule_lag_ms: Percentiles,
+    pub held: Option<bool>,
+    pub broken: Vec<String>,
+    pub requests: Vec<RequestRow>,
+    /// Base64 HdrHistogram V2 snapshots (microseconds), mergeable across segments.
+    pub histograms: StepHistograms,
+}
+
+#[derive(Debug, Serialize)]
+pub struct StepHistograms {
+    pub corrected_ok: String,
+    pub uncorrected_ok: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ThresholdReport {
+    pub threshold: String,
+    pub broken: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub loadgen_version: &'static str,
+    pub started_at: String,
+    pub scenario: String,
+    pub target: String,
+    pub segment: String,
+    pub seed: u64,
+    pub max_in_flight: usize,
+    pub profile: Profile,
+    pub steps: Vec<StepReport>,
+    pub breaking_point: Option<BreakingPoint>,
+    pub thresholds: Vec<ThresholdReport>,
+    pub interrupted: bool,
+    pub verdict: String,
+}
+
+pub fn step_report(step: &crate::profile::Step) -> StepReport {
+    let stats: &Stats = &step.outcome.stats;
+    let corrected = stats.ok_latency(true);
+    let uncorrected = stats.ok_latency(false);
+    StepReport {
+        label: step.label.clone(),
+        offered_rate: step.offered_rate,
+        duration_seconds: step.duration.as_secs_f64(),
+        offered: stats.offered,
+        completed: stats.completed(),
+        errors: stats.errors(),
+        dropped: stats.dropped,
+        achieved_rate: step.achieved_rate(),
+        corrected_ms: percentiles(&corrected),
+        uncorrected_ms: percentiles(&uncorrected),
+        schedule_lag_ms: stats.schedule_lag.as_ref().map(percentiles).unwrap_or_default(),
+        held: step.held,
+        broken: step.broken.clone(),
+        requests: stats
+            .by_request
+            .iter()
+            .map(|((request, outcome), latencies)| RequestRow {
+                request: request.clone(),
+                outcome: outcome.label(),
+                count: latencies.corrected.len(),
+                corrected_ms: percentiles(&latencies.corrected),
+            })
+            .collect(),
+        histograms: StepHistograms { corrected_ok: encode(&corrected), uncorrected_ok: encode(&uncorrected) },
+    }
+}
+
+pub fn step_reports(run: &ProfileRun) -> Vec<StepReport> {
+    run.steps.iter().map(step_report).collect()
+}
+
+/// Writes `summary.json` and `seconds.csv` into `dir` (created if missing).
+pub fn write(dir: &Path, report: &Report, seconds: &[SecondRow]) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    std::fs::write(dir.join("summary.json"), serde_json::to_vec_pretty(report).map_err(std::io::Error::other)?)?;
+    let mut csv = String::from("second,step,offered_rate,sent,completed,ok,errors,dropped,p50_ms,p99_ms\n");
+    let optional = |value: Option<f64>| value.map_or(String::new(), |v| format!("{v:.3}"));
+    for row in seconds {
+        csv.push_str(&format!(
+            "{},{},{:.1},{},{},{},{},{},{},{}\n",
+            row.second,
+            row.step.replace(',', " "),
+            row.offered_rate,
+            row.sent,
+            row.completed,
+            row.ok,
+            row.errors,
+            row.dropped,
+            optional(row.p50_ms),
+            optional(row.p99_ms)
+        ));
+    }
+    std::fs::write(dir.join("seconds.csv"), csv)
+}

@@ -1,0 +1,70 @@
+//! Terminal output: one live line per second on stderr, and the final table.
+
+use crate::engine::SecondRow;
+use crate::output::report::Report;
+
+fn ms(value: Option<f64>) -> String {
+    value.map_or_else(|| "–".to_string(), |ms| format!("{ms:.1}ms"))
+}
+
+pub fn live_line(row: &SecondRow) {
+    eprintln!(
+        "[{:>4}s] {:<10} offered {:>8.0}/s  sent {:>6}  ok {:>6}  err {:>5}  drop {:>5}  p50 {:>8}  p99 {:>8}",
+        row.second,
+        row.step,
+        row.offered_rate,
+        row.sent,
+        row.ok,
+        row.errors,
+        row.dropped,
+        ms(row.p50_ms),
+        ms(row.p99_ms)
+    );
+}
+
+pub fn summary(report: &Report) -> String {
+    let mut text = format!(
+        "\n{:<10} {:>10} {:>10} {:>9} {:>8} {:>8} {:>10} {:>10} {:>10} {:>6}\n",
+        "step", "offered/s", "achieved/s", "completed", "errors", "dropped", "p50 ms", "p99 ms", "p99 raw", "SLO"
+    );
+    for step in &report.steps {
+        text.push_str(&format!(
+            "{:<10} {:>10.0} {:>10.0} {:>9} {:>8} {:>8} {:>10} {:>10} {:>10} {:>6}\n",
+            step.label,
+            step.offered_rate,
+            step.achieved_rate,
+            step.completed,
+            step.errors,
+            step.dropped,
+            ms(step.corrected_ms.p50),
+            ms(step.corrected_ms.p99),
+            ms(step.uncorrected_ms.p99),
+            match step.held {
+                Some(true) => "held",
+                Some(false) => "broke",
+                None => "",
+            }
+        ));
+    }
+    if let Some(point) = &report.breaking_point {
+        match (point.rate, point.broken_rate) {
+            (Some(rate), Some(broken)) => text.push_str(&format!(
+                "\nbreaking point: {rate:.0} requests/s held the SLO; {broken:.0}/s broke it: {}\n",
+                point.reason.join("; ")
+            )),
+            (Some(rate), None) => {
+                text.push_str(&format!("\nno breaking point up to {rate:.0} requests/s (the maximum)\n"))
+            }
+            (None, _) => text.push_str(&format!("\neven the first step broke the SLO: {}\n", point.reason.join("; "))),
+        }
+    }
+    for threshold in &report.thresholds {
+        text.push_str(&format!(
+            "threshold {}: {}\n",
+            threshold.threshold,
+            threshold.broken.as_deref().map_or("held".to_string(), |detail| format!("BROKEN ({detail})"))
+        ));
+    }
+    text.push_str(&format!("verdict: {}\n", report.verdict));
+    text
+}

@@ -1,0 +1,74 @@
+//! The breakpoint search against servers whose capacity is known: it must find the
+//! limit within the step resolution and say why the next step failed.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{LimitedServer, run_loadgen};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finds_a_known_capacity_within_the_step_resolution() {
+    // 4 workers × 20 ms: 200 requests/s. Above it the queue, and the corrected
+    // latency, grow without bound.
+    let server = LimitedServer::start(4, Duration::from_millis(20)).await;
+    let (report, code) = run_loadgen(&[
+        "breakpoint",
+        "--scenario",
+        "http",
+        "--target",
+        &server.url,
+        "--start-rate",
+        "50",
+        "--step-factor",
+        "2",
+        "--step-duration",
+        "2s",
+        "--refine",
+        "3",
+        "--resolution",
+        "0.1",
+        "--slo-latency",
+        "150ms",
+    ])
+    .await;
+    assert_eq!(code, 0);
+    let point = report.breaking_point.expect("a breakpoint run reports its breaking point");
+    let held = point.rate.expect("the first steps held");
+    let broken = point.broken_rate.expect("the capacity was exceeded");
+    println!("held {held}/s, broke at {broken}/s: {:?}", point.reason);
+    // Capacity is 200/s: the highest held rate lies below it and within the
+    // resolution of the steps, and the lowest broken one is not far above it.
+    assert!((100.0..=200.0).contains(&held), "held {held}");
+    assert!(broken > held && broken <= 400.0, "broke at {broken}");
+    assert!(!point.reason.is_empty());
+    let steps: Vec<_> = report.steps.iter().map(|step| (step.offered_rate, step.held)).collect();
+    assert!(steps.iter().any(|(_, held)| *held == Some(false)), "{steps:?}");
+    assert!(report.steps.iter().any(|step| step.label.starts_with("refine")), "it refined: {steps:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dying_target_is_counted_errors_not_a_crash() {
+    // Nothing listens on this port.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let target = format!("http://127.0.0.1:{port}/");
+    let (report, code) = run_loadgen(&[
+        "run",
+        "--scenario",
+        "http",
+        "--target",
+        &target,
+        "--rate",
+        "50",
+        "--duration",
+        "1s",
+        "--threshold",
+        "errors<1%",
+    ])
+    .await;
+    assert_eq!(code, loadgen::run::EXIT_THRESHOLD, "the error threshold broke");
+    let step = &report.steps[0];
+    assert_eq!(step.errors, step.completed);
+    assert_eq!(step.completed, 50);
+    assert!(step.requests.iter().all(|row| row.outcome == "connect_refused"), "{:?}", step.requests);
+}

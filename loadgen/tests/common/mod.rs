@@ -1,0 +1,62 @@
+//! Test targets: a real HTTP server in-process whose capacity is limited on purpose
+//! (a fixed number of workers, each taking a fixed time per request), so the
+//! breaking point is known in advance; and helpers to run loadgen.
+
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use clap::Parser;
+use loadgen::cli::Cli;
+use loadgen::output::report::Report;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+/// A server with `workers` parallel slots, each busy `service` per request: its
+/// capacity is workers / service requests per second. Counts the requests it served.
+pub struct LimitedServer {
+    pub url: String,
+    pub served: Arc<AtomicU64>,
+    stop: CancellationToken,
+}
+
+impl LimitedServer {
+    pub async fn start(workers: usize, service: Duration) -> Self {
+        let slots = Arc::new(Semaphore::new(workers));
+        let served = Arc::new(AtomicU64::new(0));
+        let counter = served.clone();
+        let app = axum::Router::new().fallback(move || {
+            let (slots, counter) = (slots.clone(), counter.clone());
+            async move {
+                let _slot = slots.acquire().await.expect("semaphore open");
+                tokio::time::sleep(service).await;
+                counter.fetch_add(1, Ordering::Relaxed);
+                "ok"
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        let stop = CancellationToken::new();
+        let signal = stop.clone();
+        tokio::spawn(async move {
+            axum::serve(listener, app).with_graceful_shutdown(async move { signal.cancelled().await }).await
+        });
+        Self { url, served, stop }
+    }
+}
+
+impl Drop for LimitedServer {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+/// Runs loadgen in-process with command-line words (`--listen none` added).
+pub async fn run_loadgen(words: &[&str]) -> (Report, u8) {
+    let args = ["loadgen"].iter().chain(words).chain(["--listen", "none"].iter());
+    let cli = Cli::try_parse_from(args).expect("valid loadgen options");
+    let (common, profile) = cli.command.into_plan();
+    loadgen::run::execute(&common, profile, CancellationToken::new(), false).await.expect("loadgen ran")
+}

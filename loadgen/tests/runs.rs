@@ -1,0 +1,110 @@
+//! Constant and stage profiles against real servers (device-api on a private
+//! PostgreSQL for the devices scenario), segments, outputs and thresholds.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{LimitedServer, run_loadgen};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn devices_scenario_against_device_api() {
+    let postgres = loadlab::PostgresInstance::start().unwrap();
+    postgres.create_database("device_api").unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let target = format!("http://{}", listener.local_addr().unwrap());
+    let stop = tokio_util::sync::CancellationToken::new();
+    let signal = stop.clone();
+    let config = device_api::Config::for_database(postgres.url("device_api"));
+    let server = tokio::spawn(device_api::run(config, listener, async move { signal.cancelled().await }));
+    for _ in 0..100 {
+        if reqwest_free_ready(&target).await {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let out = tempfile::tempdir().unwrap();
+    let (report, code) = run_loadgen(&[
+        "run",
+        "--target",
+        &target,
+        "--devices",
+        "20",
+        "--rate",
+        "100",
+        "--duration",
+        "2s",
+        "--out",
+        out.path().to_str().unwrap(),
+        "--threshold",
+        "errors<1%",
+    ])
+    .await;
+    assert_eq!(code, 0, "{:?}", report.thresholds);
+    let step = &report.steps[0];
+    assert_eq!(step.offered, 200);
+    assert_eq!(step.completed, 200);
+    assert_eq!(step.errors, 0, "{:?}", step.requests);
+    let names: Vec<&str> = step.requests.iter().map(|row| row.request.as_str()).collect();
+    assert!(names.contains(&"command") && names.contains(&"measurement"), "{names:?}");
+
+    // What loadgen says it stored is what device-api stored.
+    let measurements =
+        step.requests.iter().filter(|row| row.request == "measurement").map(|row| row.count).sum::<u64>();
+    use sqlx::Connection;
+    let mut connection = sqlx::PgConnection::connect(&postgres.url("device_api")).await.unwrap();
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM measurement").fetch_one(&mut connection).await.unwrap();
+    assert_eq!(stored as u64, measurements);
+    let devices: i64 = sqlx::query_scalar("SELECT count(*) FROM device").fetch_one(&mut connection).await.unwrap();
+    assert_eq!(devices, 20);
+
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.path().join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["steps"][0]["completed"], 200);
+    let csv = std::fs::read_to_string(out.path().join("seconds.csv")).unwrap();
+    assert!(csv.starts_with("second,step,offered_rate"));
+    assert!(csv.lines().count() >= 3, "{csv}");
+    stop.cancel();
+    server.await.unwrap().unwrap();
+}
+
+async fn reqwest_free_ready(base: &str) -> bool {
+    let Ok(mut stream) = tokio::net::TcpStream::connect(base.trim_start_matches("http://")).await else { return false };
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    if stream.write_all(b"GET /ready HTTP/1.0\r\n\r\n").await.is_err() {
+        return false;
+    }
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head).await.is_ok() && &head[9..12] == b"200"
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_half_segments_replay_the_whole_schedule() {
+    let server = LimitedServer::start(64, Duration::from_millis(1)).await;
+    let words = |segment: &'static str| {
+        vec!["run", "--scenario", "http", "--target", &server.url, "--stages", "1s:200,1s:100", "--segment", segment]
+    };
+    let (whole, _) = run_loadgen(&words("0/1")).await;
+    let served_whole = server.served.swap(0, std::sync::atomic::Ordering::Relaxed);
+    let (first, _) = run_loadgen(&words("0/2")).await;
+    let (second, _) = run_loadgen(&words("1/2")).await;
+    let served_halves = server.served.load(std::sync::atomic::Ordering::Relaxed);
+    // 0→200/s over 1 s is 100 requests, then 200→100/s over 1 s is 150.
+    assert_eq!(whole.steps[0].offered, 250);
+    assert_eq!(first.steps[0].offered + second.steps[0].offered, 250);
+    assert_eq!(first.steps[0].offered, 125);
+    assert_eq!(served_whole, 250);
+    assert_eq!(served_halves, 250, "the two halves sent exactly the whole");
+    assert_eq!(first.segment, "0/2");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thresholds_decide_the_exit_code() {
+    let server = LimitedServer::start(8, Duration::from_millis(5)).await;
+    let base = ["run", "--scenario", "http", "--target", server.url.as_str(), "--rate", "50", "--duration", "1s"];
+    let (held, code) = run_loadgen(&[&base[..], &["--threshold", "p99<2s", "--threshold", "errors<1%"]].concat()).await;
+    assert_eq!(code, 0, "{:?}", held.thresholds);
+    let (broken, code) = run_loadgen(&[&base[..], &["--threshold", "p50<1ms"]].concat()).await;
+    assert_eq!(code, loadgen::run::EXIT_THRESHOLD);
+    assert!(broken.thresholds[0].broken.as_deref().unwrap().contains("was"), "{:?}", broken.thresholds);
+}
