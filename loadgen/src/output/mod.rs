@@ -1,4 +1,6 @@
-//! What a run leaves: the terminal lines, `summary.json` and `seconds.csv`.
+//! What a run leaves: the terminal lines, `summary.json`, `seconds.csv` and
+//! `report.html`.
 
+pub mod html;
 pub mod report;
 pub mod terminal;

@@ -121,7 +121,8 @@ pub fn step_reports(run: &ProfileRun) -> Vec<StepReport> {
     run.steps.iter().map(step_report).collect()
 }
 
-/// Writes `summary.json` and `seconds.csv` into `dir` (created if missing).
+/// Writes `summary.json`, `seconds.csv` and `report.html` into `dir` (created if
+/// missing).
 pub fn write(dir: &Path, report: &Report, seconds: &[SecondRow]) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
     std::fs::write(dir.join("summary.json"), serde_json::to_vec_pretty(report).map_err(std::io::Error::other)?)?;
@@ -142,5 +143,6 @@ pub fn write(dir: &Path, report: &Report, seconds: &[SecondRow]) -> std::io::Res
             optional(row.p99_ms)
         ));
     }
-    std::fs::write(dir.join("seconds.csv"), csv)
+    std::fs::write(dir.join("seconds.csv"), csv)?;
+    std::fs::write(dir.join("report.html"), crate::output::html::render(report, seconds))
 }
