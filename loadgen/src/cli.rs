@@ -21,7 +21,8 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Offer a constant rate (--rate, --duration) or stages (--stages) and report.
+    /// Offer a constant rate (--rate), stages (--stages), or run looping users
+    /// (--users, closed model), and report.
     Run(RunArgs),
     /// Step the rate up until a step breaks the SLO, refine by bisection, and report
     /// the breaking point.
@@ -109,11 +110,20 @@ pub struct RunArgs {
     #[command(flatten)]
     pub common: CommonArgs,
 
-    /// Requests per second (all segments together).
-    #[arg(long, required_unless_present = "stages", conflicts_with = "stages")]
+    /// Open model: requests per second (all segments together).
+    #[arg(long, required_unless_present_any = ["stages", "users"], conflicts_with_all = ["stages", "users"])]
     pub rate: Option<f64>,
 
-    /// How long to offer --rate.
+    /// Closed model: this many users, each sending, waiting for the answer, thinking
+    /// (--think-time) and going again (Locust's model; wrk's with no think time).
+    #[arg(long, conflicts_with = "stages")]
+    pub users: Option<usize>,
+
+    /// Closed model: each user's pause between requests, MIN..MAX (random, uniform).
+    #[arg(long, default_value = "0s..0s", value_parser = parse_range, requires = "users")]
+    pub think_time: (Duration, Duration),
+
+    /// How long to offer --rate or run --users.
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration, conflicts_with = "stages")]
     pub duration: Duration,
 
@@ -181,6 +191,16 @@ pub struct BreakpointArgs {
     pub slo_dropped_percent: f64,
 }
 
+fn parse_range(text: &str) -> Result<(Duration, Duration), String> {
+    let (low, high) = text.split_once("..").ok_or_else(|| format!("`{text}` is not a range such as 25s..35s"))?;
+    let low = humantime::parse_duration(low).map_err(|error| format!("`{low}`: {error}"))?;
+    let high = humantime::parse_duration(high).map_err(|error| format!("`{high}`: {error}"))?;
+    if low > high {
+        return Err(format!("`{text}`: the low end is above the high end"));
+    }
+    Ok((low, high))
+}
+
 fn parse_header(text: &str) -> Result<(String, String), String> {
     let (name, value) = text.split_once(':').ok_or_else(|| format!("`{text}`: expected `Name: value`"))?;
     Ok((name.trim().to_string(), value.trim().to_string()))
@@ -236,9 +256,15 @@ impl Command {
         use crate::profile::{BreakpointPlan, Growth, Profile};
         match self {
             Command::Run(args) => {
-                let profile = match args.pieces() {
-                    Some(stages) => Profile::Stages { stages },
-                    None => Profile::Constant {
+                let profile = match (args.pieces(), args.users) {
+                    (Some(stages), _) => Profile::Stages { stages },
+                    (None, Some(users)) => Profile::Closed {
+                        users,
+                        think_min: args.think_time.0,
+                        think_max: args.think_time.1,
+                        duration: args.duration,
+                    },
+                    (None, None) => Profile::Constant {
                         rate: args.rate.expect("clap requires --rate without --stages"),
                         duration: args.duration,
                     },

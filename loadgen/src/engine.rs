@@ -1,12 +1,17 @@
-//! The engine: sends each arrival of a schedule when it is due and collects what
-//! happened.
+//! The engine: makes the requests of one step and collects what happened.
 //!
-//! Two tasks. The dispatcher walks the schedule, sleeps until each request is due,
-//! and starts it, unless `max_in_flight` requests are already running, in which case
-//! the request is counted as dropped (never queued: a queue would hide the overload).
-//! Each request reports to the collector, which files it under its step and its
-//! second. Latency is measured from the due time (corrected) and from the send
-//! (uncorrected); how late the dispatcher itself was is the schedule lag.
+//! Open model (the default): the loop walks the schedule, sleeps until each request
+//! is due, and starts it, unless `max_in_flight` requests are already running, in
+//! which case the request is counted as dropped (never queued: a queue would hide the
+//! overload). Latency is measured from the due time (corrected) and from the send
+//! (uncorrected); how late the loop itself was is the schedule lag.
+//!
+//! Closed model: `users` tasks each send a request, wait for its answer, think, and
+//! go again until the step ends (Locust's model, and wrk's with no think time). A
+//! request is due when its user is ready, so the two latencies coincide.
+//!
+//! Either way every request reports to the same collector, in the same loop, which
+//! files it under its step and its second.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -47,7 +52,24 @@ pub struct SecondRow {
     pub p99_ms: Option<f64>,
 }
 
-/// What one schedule (a step) produced.
+/// What a step offers.
+pub enum Load<'a> {
+    /// Requests on a schedule.
+    Open(&'a Schedule),
+    /// `users` looping users, each thinking a random time in `think` between requests.
+    Closed { users: usize, think: (Duration, Duration), duration: Duration },
+}
+
+impl Load<'_> {
+    fn rate_at(&self, at: Duration) -> Option<f64> {
+        match self {
+            Load::Open(schedule) => Some(schedule.rate_at(at)),
+            Load::Closed { .. } => None,
+        }
+    }
+}
+
+/// What one step produced.
 pub struct StepOutcome {
     pub stats: Stats,
     pub seconds: Vec<SecondRow>,
@@ -65,12 +87,12 @@ struct Completed {
 }
 
 impl Engine {
-    /// Runs `schedule`, labelled `step`, calling `on_second` once a second with the
+    /// Runs `load`, labelled `step`, calling `on_second` once a second with the
     /// second that just ended. Stops early (marked interrupted) when `stop` fires.
     /// `run_start` anchors the second numbers across steps.
     pub async fn run(
         &self,
-        schedule: &Schedule,
+        load: &Load<'_>,
         step: &str,
         run_start: Instant,
         stop: &CancellationToken,
@@ -85,8 +107,47 @@ impl Engine {
         let start = Instant::now();
         let scenario_name = self.scenario.name();
         let segment_label = self.segment.to_string();
-        metrics::gauge!(names::CURRENT_STEP_RATE, "segment" => segment_label.clone())
-            .set(schedule.rate_at(Duration::ZERO) * segment_share(self.segment));
+        if let Some(rate) = load.rate_at(Duration::ZERO) {
+            metrics::gauge!(names::CURRENT_STEP_RATE, "segment" => segment_label.clone())
+                .set(rate * segment_share(self.segment));
+        }
+        let empty = Schedule::new(Vec::new());
+        let schedule = match load {
+            Load::Open(schedule) => *schedule,
+            Load::Closed { .. } => &empty,
+        };
+        let closed = matches!(load, Load::Closed { .. });
+        // Closed model: the users run on their own and report like any request; in
+        // `in_flight` they count as active users until their last request is done.
+        if let Load::Closed { users, think, duration } = *load {
+            let deadline = start + duration;
+            for user in 0..users {
+                in_flight.fetch_add(1, Ordering::Relaxed);
+                let (scenario, results, in_flight, seed, stop) =
+                    (self.scenario.clone(), results.clone(), in_flight.clone(), self.seed, stop.clone());
+                tokio::spawn(async move {
+                    let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(seed ^ user as u64);
+                    let mut iteration = 0u64;
+                    while Instant::now() < deadline && !stop.is_cancelled() {
+                        let sent = Instant::now();
+                        let k = iteration * users as u64 + user as u64;
+                        let (request, outcome) = scenario.execute(k, seed).await;
+                        let _ = results.send(Completed { request, outcome, due: sent, sent, finished: Instant::now() });
+                        iteration += 1;
+                        let pause = if think.0 == think.1 {
+                            think.0
+                        } else {
+                            rand::Rng::random_range(&mut rng, think.0..=think.1)
+                        };
+                        tokio::select! {
+                            _ = tokio::time::sleep(pause.min(deadline.saturating_duration_since(Instant::now()))) => {}
+                            _ = stop.cancelled() => {}
+                        }
+                    }
+                    in_flight.fetch_sub(1, Ordering::Relaxed);
+                });
+            }
+        }
 
         let mut arrivals = schedule.arrivals(self.segment).peekable();
         let mut next_second = start + Duration::from_secs(1);
@@ -95,8 +156,9 @@ impl Engine {
             let row = SecondRow {
                 second: at.duration_since(run_start).as_secs(),
                 step: step.to_string(),
-                offered_rate: schedule.rate_at(at.duration_since(start).saturating_sub(Duration::from_millis(500)))
-                    * segment_share(self.segment),
+                offered_rate: load
+                    .rate_at(at.duration_since(start).saturating_sub(Duration::from_millis(500)))
+                    .map_or(sent as f64, |rate| rate * segment_share(self.segment)),
                 sent,
                 completed: second.completed(),
                 ok: second.completed() - second.errors(),
@@ -131,6 +193,11 @@ impl Engine {
                         "outcome" => outcome_label.clone(), "segment" => segment_label.clone()).increment(1);
                     metrics::histogram!(names::LATENCY, "scenario" => scenario_name, "request" => done.request,
                         "outcome" => outcome_label, "segment" => segment_label.clone()).record(corrected.as_secs_f64());
+                    if closed {
+                        stats.offered += 1;
+                        second.offered += 1;
+                        second_sent += 1;
+                    }
                     stats.record(done.request, done.outcome.clone(), corrected, uncorrected);
                     second.record(done.request, done.outcome, corrected, uncorrected);
                 }

@@ -13,7 +13,7 @@ use serde::Serialize;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::engine::{Engine, SecondRow, StepOutcome, segment_share};
+use crate::engine::{Engine, Load, SecondRow, StepOutcome, segment_share};
 use crate::metrics as names;
 use crate::schedule::{RatePiece, Schedule};
 use crate::slo::{Slo, check};
@@ -43,8 +43,20 @@ pub struct BreakpointPlan {
 #[derive(Clone, Debug, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Profile {
-    Constant { rate: f64, duration: Duration },
-    Stages { stages: Vec<RatePiece> },
+    Constant {
+        rate: f64,
+        duration: Duration,
+    },
+    Stages {
+        stages: Vec<RatePiece>,
+    },
+    /// `users` looping users thinking between `think_min` and `think_max`.
+    Closed {
+        users: usize,
+        think_min: Duration,
+        think_max: Duration,
+        duration: Duration,
+    },
     Breakpoint(BreakpointPlan),
 }
 
@@ -92,16 +104,17 @@ pub async fn run(
 ) -> ProfileRun {
     let run_start = Instant::now();
     let mut steps = Vec::new();
-    let mut execute = async |label: String, schedule: Schedule, offered_rate: f64, duration: Duration| {
+    let mut execute = async |label: String, load: Load<'_>, offered_rate: f64, duration: Duration| {
         metrics::gauge!(names::STEP).set(steps.len() as f64);
-        let outcome = engine.run(&schedule, &label, run_start, stop, on_second).await;
+        let outcome = engine.run(&load, &label, run_start, stop, on_second).await;
         let interrupted = outcome.interrupted;
         steps.push(Step { label, offered_rate, duration, outcome, held: None, broken: Vec::new() });
         interrupted
     };
     match profile {
         Profile::Constant { rate, duration } => {
-            let interrupted = execute("constant".into(), Schedule::constant(*rate, *duration), *rate, *duration).await;
+            let schedule = Schedule::constant(*rate, *duration);
+            let interrupted = execute("constant".into(), Load::Open(&schedule), *rate, *duration).await;
             ProfileRun { steps, breaking_point: None, interrupted }
         }
         Profile::Stages { stages } => {
@@ -109,7 +122,16 @@ pub async fn run(
             let duration = schedule.duration();
             let mean = stages.iter().map(|s| (s.from + s.to) / 2.0 * s.duration.as_secs_f64()).sum::<f64>()
                 / duration.as_secs_f64().max(1e-9);
-            let interrupted = execute("stages".into(), schedule, mean, duration).await;
+            let interrupted = execute("stages".into(), Load::Open(&schedule), mean, duration).await;
+            ProfileRun { steps, breaking_point: None, interrupted }
+        }
+        Profile::Closed { users, think_min, think_max, duration } => {
+            let load = Load::Closed { users: *users, think: (*think_min, *think_max), duration: *duration };
+            let interrupted = execute("closed".into(), load, 0.0, *duration).await;
+            // A closed model offers what it manages to send.
+            if let Some(step) = steps.last_mut() {
+                step.offered_rate = step.outcome.stats.offered as f64 / duration.as_secs_f64().max(1e-9);
+            }
             ProfileRun { steps, breaking_point: None, interrupted }
         }
         Profile::Breakpoint(plan) => breakpoint(engine, plan, run_start, stop, on_second).await,
@@ -134,8 +156,8 @@ async fn breakpoint(
         let label =
             if broken.is_none() { format!("step {}", steps.len() + 1) } else { format!("refine {refinements}") };
         metrics::gauge!(names::STEP).set(steps.len() as f64);
-        let outcome =
-            engine.run(&Schedule::constant(rate, plan.step_duration), &label, run_start, stop, on_second).await;
+        let schedule = Schedule::constant(rate, plan.step_duration);
+        let outcome = engine.run(&Load::Open(&schedule), &label, run_start, stop, on_second).await;
         interrupted = outcome.interrupted;
         let mut step =
             Step { label, offered_rate: rate, duration: plan.step_duration, outcome, held: None, broken: Vec::new() };

@@ -108,3 +108,30 @@ async fn thresholds_decide_the_exit_code() {
     assert_eq!(code, loadgen::run::EXIT_THRESHOLD);
     assert!(broken.thresholds[0].broken.as_deref().unwrap().contains("was"), "{:?}", broken.thresholds);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closed_model_users_wait_for_answers_and_think() {
+    let server = LimitedServer::start(8, Duration::from_millis(5)).await;
+    let (report, code) = run_loadgen(&[
+        "run",
+        "--scenario",
+        "http",
+        "--target",
+        &server.url,
+        "--users",
+        "4",
+        "--think-time",
+        "100ms..100ms",
+        "--duration",
+        "1s",
+    ])
+    .await;
+    assert_eq!(code, 0);
+    let step = &report.steps[0];
+    assert_eq!(step.offered, step.completed, "a closed model sends only when a user is free");
+    assert_eq!(step.errors, 0);
+    assert_eq!(step.dropped, 0);
+    // Each user sends at most once per 100 ms of thinking: at most 4 × 11 in 1 s.
+    assert!(step.completed >= 4 && step.completed <= 44, "{}", step.completed);
+    assert_eq!(server.served.load(std::sync::atomic::Ordering::Relaxed), step.completed);
+}
