@@ -27,6 +27,13 @@ pub enum Command {
     /// Step the rate up until a step breaks the SLO, refine by bisection, and report
     /// the breaking point.
     Breakpoint(BreakpointArgs),
+    /// Serve a trivial HTTP target (every request answered 200 "ok"), for measuring
+    /// the generator itself against wrk or another tool.
+    Target {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8090")]
+        listen: SocketAddr,
+    },
 }
 
 /// Options every run takes.
@@ -251,10 +258,12 @@ impl RunArgs {
 }
 
 impl Command {
-    /// The options every run shares, and the load profile this command asks for.
-    pub fn into_plan(self) -> (CommonArgs, crate::profile::Profile) {
+    /// The options every run shares, and the load profile this command asks for;
+    /// `None` for `target`, which runs no load.
+    pub fn into_plan(self) -> Option<(CommonArgs, crate::profile::Profile)> {
         use crate::profile::{BreakpointPlan, Growth, Profile};
-        match self {
+        Some(match self {
+            Command::Target { .. } => return None,
             Command::Run(args) => {
                 let profile = match (args.pieces(), args.users) {
                     (Some(stages), _) => Profile::Stages { stages },
@@ -290,6 +299,6 @@ impl Command {
                 };
                 (args.common, Profile::Breakpoint(plan))
             }
-        }
+        })
     }
 }

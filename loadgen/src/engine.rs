@@ -13,6 +13,7 @@
 //! Either way every request reports to the same collector, in the same loop, which
 //! files it under its step and its second.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -128,10 +129,11 @@ impl Engine {
                 tokio::spawn(async move {
                     let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(seed ^ user as u64);
                     let mut iteration = 0u64;
+                    let mut connection = crate::scenario::UserConnection::default();
                     while Instant::now() < deadline && !stop.is_cancelled() {
                         let sent = Instant::now();
                         let k = iteration * users as u64 + user as u64;
-                        let (request, outcome) = scenario.execute(k, seed).await;
+                        let (request, outcome) = scenario.execute(k, seed, Some(&mut connection)).await;
                         let _ = results.send(Completed { request, outcome, due: sent, sent, finished: Instant::now() });
                         iteration += 1;
                         let pause = if think.0 == think.1 {
@@ -139,6 +141,10 @@ impl Engine {
                         } else {
                             rand::Rng::random_range(&mut rng, think.0..=think.1)
                         };
+                        // A zero-length sleep still waits for the next 1 ms timer tick.
+                        if pause.is_zero() {
+                            continue;
+                        }
                         tokio::select! {
                             _ = tokio::time::sleep(pause.min(deadline.saturating_duration_since(Instant::now()))) => {}
                             _ = stop.cancelled() => {}
@@ -149,6 +155,7 @@ impl Engine {
             }
         }
 
+        let mut handles: HashMap<(&'static str, Outcome), (metrics::Counter, metrics::Histogram)> = HashMap::new();
         let mut arrivals = schedule.arrivals(self.segment).peekable();
         let mut next_second = start + Duration::from_secs(1);
         let mut interrupted = false;
@@ -179,61 +186,69 @@ impl Engine {
                 break;
             }
             tokio::select! {
-                biased;
-                _ = stop.cancelled(), if !interrupted => {
-                    interrupted = true;
-                    // Stop sending; what is in flight may still finish.
-                    while arrivals.next().is_some() {}
-                }
-                Some(done) = completed.recv() => {
-                    let corrected = done.finished.duration_since(done.due);
-                    let uncorrected = done.finished.duration_since(done.sent);
-                    let outcome_label = done.outcome.label();
-                    metrics::counter!(names::REQUESTS, "scenario" => scenario_name, "request" => done.request,
-                        "outcome" => outcome_label.clone(), "segment" => segment_label.clone()).increment(1);
-                    metrics::histogram!(names::LATENCY, "scenario" => scenario_name, "request" => done.request,
-                        "outcome" => outcome_label, "segment" => segment_label.clone()).record(corrected.as_secs_f64());
-                    if closed {
-                        stats.offered += 1;
-                        second.offered += 1;
-                        second_sent += 1;
-                    }
-                    stats.record(done.request, done.outcome.clone(), corrected, uncorrected);
-                    second.record(done.request, done.outcome, corrected, uncorrected);
-                }
-                _ = tokio::time::sleep_until(next_second) => {
-                    close_second(&mut second, second_sent, next_second, &mut seconds);
-                    second_sent = 0;
-                    next_second += Duration::from_secs(1);
-                }
-                _ = tokio::time::sleep_until(due.unwrap_or(next_second)), if dispatching => {
-                    let (k, _) = arrivals.next().expect("peeked");
-                    let due = due.expect("dispatching");
-                    let now = Instant::now();
-                    let lag = now.duration_since(due);
-                    stats.record_lag(lag);
-                    metrics::histogram!(names::SCHEDULE_LAG, "segment" => segment_label.clone()).record(lag.as_secs_f64());
-                    stats.offered += 1;
-                    second.offered += 1;
-                    if in_flight.load(Ordering::Relaxed) >= self.max_in_flight {
-                        stats.dropped += 1;
-                        second.dropped += 1;
-                        metrics::counter!(names::DROPPED, "scenario" => scenario_name, "segment" => segment_label.clone()).increment(1);
-                        continue;
-                    }
-                    in_flight.fetch_add(1, Ordering::Relaxed);
-                    metrics::gauge!(names::IN_FLIGHT, "segment" => segment_label.clone()).increment(1.0);
-                    second_sent += 1;
-                    let (scenario, results, in_flight, seed) = (self.scenario.clone(), results.clone(), in_flight.clone(), self.seed);
-                    let segment_label = segment_label.clone();
-                    tokio::spawn(async move {
-                        let (request, outcome) = scenario.execute(k, seed).await;
-                        let _ = results.send(Completed { request, outcome, due, sent: now, finished: Instant::now() });
-                        in_flight.fetch_sub(1, Ordering::Relaxed);
-                        metrics::gauge!(names::IN_FLIGHT, "segment" => segment_label).decrement(1.0);
-                    });
-                }
-            }
+                            biased;
+                            _ = stop.cancelled(), if !interrupted => {
+                                interrupted = true;
+                                // Stop sending; what is in flight may still finish.
+                                while arrivals.next().is_some() {}
+                            }
+                            Some(done) = completed.recv() => {
+                                let corrected = done.finished.duration_since(done.due);
+                                let uncorrected = done.finished.duration_since(done.sent);
+            // Handles cached per (request, outcome): building labels per request
+                                // would allocate on the hottest path.
+                                let (counter, histogram) = handles.entry((done.request, done.outcome.clone())).or_insert_with(|| {
+                                    let labels = [
+                                        ("scenario", scenario_name.to_string()),
+                                        ("request", done.request.to_string()),
+                                        ("outcome", done.outcome.label()),
+                                        ("segment", segment_label.clone()),
+                                    ];
+                                    (metrics::counter!(names::REQUESTS, &labels), metrics::histogram!(names::LATENCY, &labels))
+                                });
+                                counter.increment(1);
+                                histogram.record(corrected.as_secs_f64());
+                                if closed {
+                                    stats.offered += 1;
+                                    second.offered += 1;
+                                    second_sent += 1;
+                                }
+                                stats.record(done.request, done.outcome.clone(), corrected, uncorrected);
+                                second.record(done.request, done.outcome, corrected, uncorrected);
+                            }
+                            _ = tokio::time::sleep_until(next_second) => {
+                                close_second(&mut second, second_sent, next_second, &mut seconds);
+                                second_sent = 0;
+                                next_second += Duration::from_secs(1);
+                            }
+                            _ = tokio::time::sleep_until(due.unwrap_or(next_second)), if dispatching => {
+                                let (k, _) = arrivals.next().expect("peeked");
+                                let due = due.expect("dispatching");
+                                let now = Instant::now();
+                                let lag = now.duration_since(due);
+                                stats.record_lag(lag);
+                                metrics::histogram!(names::SCHEDULE_LAG, "segment" => segment_label.clone()).record(lag.as_secs_f64());
+                                stats.offered += 1;
+                                second.offered += 1;
+                                if in_flight.load(Ordering::Relaxed) >= self.max_in_flight {
+                                    stats.dropped += 1;
+                                    second.dropped += 1;
+                                    metrics::counter!(names::DROPPED, "scenario" => scenario_name, "segment" => segment_label.clone()).increment(1);
+                                    continue;
+                                }
+                                in_flight.fetch_add(1, Ordering::Relaxed);
+                                metrics::gauge!(names::IN_FLIGHT, "segment" => segment_label.clone()).increment(1.0);
+                                second_sent += 1;
+                                let (scenario, results, in_flight, seed) = (self.scenario.clone(), results.clone(), in_flight.clone(), self.seed);
+                                let segment_label = segment_label.clone();
+                                tokio::spawn(async move {
+                                    let (request, outcome) = scenario.execute(k, seed, None).await;
+                                    let _ = results.send(Completed { request, outcome, due, sent: now, finished: Instant::now() });
+                                    in_flight.fetch_sub(1, Ordering::Relaxed);
+                                    metrics::gauge!(names::IN_FLIGHT, "segment" => segment_label).decrement(1.0);
+                                });
+                            }
+                        }
         }
         let end = Instant::now();
         if second.offered > 0 || second.completed() > 0 {

@@ -4,14 +4,17 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use loadgen::cli::Cli;
+use loadgen::cli::{Cli, Command};
 use loadgen::run::{EXIT_ABORTED, execute};
 use tokio_util::sync::CancellationToken;
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    let (common, profile) = cli.command.into_plan();
+    if let Command::Target { listen } = cli.command {
+        return serve_target(listen).await;
+    }
+    let (common, profile) = cli.command.into_plan().expect("every other command runs load");
     loadlab_telemetry::init_logging(common.log_format);
     let stop = CancellationToken::new();
     let on_signal = stop.clone();
@@ -25,13 +28,36 @@ async fn main() -> ExitCode {
         eprintln!("loadgen: stopping; the report will be marked interrupted");
         on_signal.cancel();
     });
-    match execute(&common, profile, stop, true).await {
+    // On a worker thread, not the main one: the engine loop collects every answer,
+    // and keeping it beside the requests avoids a cross-thread wake-up per request.
+    let run = tokio::spawn(async move { execute(&common, profile, stop, true).await });
+    let outcome = run.await.expect("the run task does not panic");
+    match outcome {
         Ok((report, code)) => {
             print!("{}", loadgen::output::terminal::summary(&report));
             ExitCode::from(code)
         }
         Err(error) => {
             eprintln!("loadgen: {error}");
+            ExitCode::from(EXIT_ABORTED)
+        }
+    }
+}
+
+/// `loadgen target`: answers every request 200 "ok".
+async fn serve_target(listen: std::net::SocketAddr) -> ExitCode {
+    let listener = match tokio::net::TcpListener::bind(listen).await {
+        Ok(listener) => listener,
+        Err(error) => {
+            eprintln!("loadgen: cannot listen on {listen}: {error}");
+            return ExitCode::from(EXIT_ABORTED);
+        }
+    };
+    let app = axum::Router::new().fallback(|| async { "ok" });
+    match axum::serve(listener, app).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("loadgen: target stopped: {error}");
             ExitCode::from(EXIT_ABORTED)
         }
     }

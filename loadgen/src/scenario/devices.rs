@@ -2,7 +2,9 @@
 //! simulated device logs in once (`POST /login`, keeping the returned id as its
 //! `servant-auth-cookie`), then every arrival picks a device and, with equal weight,
 //! polls `GET /command` or pushes `POST /measurement` with random values in the
-//! original's ranges.
+//! original's ranges (except that charge_now never exceeds charge_full, which
+//! device-api refuses). In the closed model each device is a user with its own
+//! connection.
 
 use http_body_util::Full;
 use hyper::body::Bytes;
@@ -10,7 +12,7 @@ use hyper::{Method, Request, Uri};
 use rand::Rng;
 use rand::rngs::StdRng;
 
-use super::HttpClient;
+use super::{HttpClient, UserConnection};
 use crate::stats::Outcome;
 
 pub struct DevicesScenario {
@@ -61,7 +63,12 @@ impl DevicesScenario {
         Ok(Self { client, base, devices })
     }
 
-    pub async fn execute(&self, k: u64, rng: &mut StdRng) -> (&'static str, Outcome) {
+    pub async fn execute(
+        &self,
+        k: u64,
+        rng: &mut StdRng,
+        connection: Option<&mut UserConnection>,
+    ) -> (&'static str, Outcome) {
         let device = &self.devices[(k % self.devices.len() as u64) as usize];
         if rng.random_bool(0.5) {
             let request = Request::builder()
@@ -70,7 +77,7 @@ impl DevicesScenario {
                 .header("servant-auth-cookie", device.as_str())
                 .body(Full::new(Bytes::new()))
                 .expect("valid request");
-            ("command", self.client.send(request).await.0)
+            ("command", self.client.send_on(connection, request).await.0)
         } else {
             let charge_full = rng.random_range(0..=100);
             let body = serde_json::json!({
@@ -89,7 +96,7 @@ impl DevicesScenario {
                 .header("content-type", "application/json")
                 .body(Full::new(Bytes::from(body.to_string())))
                 .expect("valid request");
-            ("measurement", self.client.send(request).await.0)
+            ("measurement", self.client.send_on(connection, request).await.0)
         }
     }
 }

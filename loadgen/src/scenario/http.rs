@@ -1,6 +1,8 @@
 //! HTTP on hyper directly: a keep-alive connection pool (HTTP/1.1, or h2c with
-//! prior knowledge), and the `http` scenario, one fixed request for arbitrary targets
-//! and benchmarks.
+//! prior knowledge) for the open model, a dedicated keep-alive connection per user
+//! for the closed model (each simulated device its own connection, as real devices
+//! have), and the `http` scenario, one fixed request for arbitrary targets and
+//! benchmarks.
 
 use std::time::Duration;
 
@@ -34,8 +36,35 @@ impl HttpClient {
         Self { client, timeout }
     }
 
-    /// Sends `request`, reads the whole answer, and classifies it. Returns the body
-    /// too, for callers that need it (login).
+    /// Sends `request` on `connection` when given (a user's own), else through the
+    /// pool; reads the whole answer and classifies it. Returns the body too, for
+    /// callers that need it (login).
+    pub async fn send_on(
+        &self,
+        connection: Option<&mut UserConnection>,
+        request: Request<Full<Bytes>>,
+    ) -> (Outcome, Bytes) {
+        match connection {
+            Some(connection) => {
+                let outcome = tokio::time::timeout(self.timeout, connection.send(request)).await;
+                match outcome {
+                    Err(_) => {
+                        connection.sender = None; // its state is unknown: start afresh
+                        (Outcome::Error("timeout".into()), Bytes::new())
+                    }
+                    Ok(Err(error)) => {
+                        connection.sender = None;
+                        (Outcome::Error(classify(&*error)), Bytes::new())
+                    }
+                    Ok(Ok((status, body))) if status.is_success() || status.is_redirection() => (Outcome::Ok, body),
+                    Ok(Ok((status, body))) => (Outcome::Status(status.as_u16()), body),
+                }
+            }
+            None => self.send(request).await,
+        }
+    }
+
+    /// Sends `request` through the pool; reads and classifies the answer.
     pub async fn send(&self, request: Request<Full<Bytes>>) -> (Outcome, Bytes) {
         let exchange = async {
             let response = self.client.request(request).await?;
@@ -86,14 +115,43 @@ pub struct HttpScenario {
 }
 
 impl HttpScenario {
-    pub async fn execute(&self) -> Outcome {
+    pub async fn execute(&self, connection: Option<&mut UserConnection>) -> Outcome {
         let mut builder = Request::builder().method(self.method.clone()).uri(self.uri.clone());
         for (name, value) in &self.headers {
             builder = builder.header(name, value);
         }
         match builder.body(Full::new(self.body.clone())) {
-            Ok(request) => self.client.send(request).await.0,
+            Ok(request) => self.client.send_on(connection, request).await.0,
             Err(_) => Outcome::Error("invalid_request".into()),
         }
+    }
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// One user's own HTTP/1.1 keep-alive connection, opened on first use and again
+/// after any failure.
+#[derive(Default)]
+pub struct UserConnection {
+    sender: Option<hyper::client::conn::http1::SendRequest<Full<Bytes>>>,
+}
+
+impl UserConnection {
+    async fn send(&mut self, request: Request<Full<Bytes>>) -> Result<(hyper::StatusCode, Bytes), BoxError> {
+        if self.sender.as_ref().is_none_or(|sender| sender.is_closed()) {
+            let authority = request.uri().authority().ok_or("request URI has no host")?.to_string();
+            let stream = tokio::net::TcpStream::connect(&authority).await?;
+            stream.set_nodelay(true)?;
+            let (sender, connection) =
+                hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
+            tokio::spawn(connection);
+            self.sender = Some(sender);
+        }
+        let sender = self.sender.as_mut().expect("connected above");
+        sender.ready().await?;
+        let response = sender.send_request(request).await?;
+        let status = response.status();
+        let body = response.into_body().collect().await?.to_bytes();
+        Ok((status, body))
     }
 }

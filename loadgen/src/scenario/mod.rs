@@ -11,7 +11,7 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 
 pub use devices::{DevicesError, DevicesScenario};
-pub use http::{HttpClient, HttpScenario};
+pub use http::{HttpClient, HttpScenario, UserConnection};
 
 use crate::stats::Outcome;
 
@@ -29,12 +29,13 @@ impl Scenario {
         }
     }
 
-    /// Performs arrival `k`; returns the request's name and outcome.
-    pub async fn execute(&self, k: u64, seed: u64) -> (&'static str, Outcome) {
+    /// Performs arrival `k` (on `connection` when the caller owns one, else through
+    /// the pool); returns the request's name and outcome.
+    pub async fn execute(&self, k: u64, seed: u64, connection: Option<&mut UserConnection>) -> (&'static str, Outcome) {
         let mut rng = StdRng::seed_from_u64(seed ^ k.wrapping_mul(0x9E37_79B9_7F4A_7C15));
         match self {
-            Self::Http(scenario) => ("http", scenario.execute().await),
-            Self::Devices(scenario) => scenario.execute(k, &mut rng).await,
+            Self::Http(scenario) => ("http", scenario.execute(connection).await),
+            Self::Devices(scenario) => scenario.execute(k, &mut rng, connection).await,
         }
     }
 }

@@ -57,6 +57,6 @@ impl Drop for LimitedServer {
 pub async fn run_loadgen(words: &[&str]) -> (Report, u8) {
     let args = ["loadgen"].iter().chain(words).chain(["--listen", "none"].iter());
     let cli = Cli::try_parse_from(args).expect("valid loadgen options");
-    let (common, profile) = cli.command.into_plan();
+    let (common, profile) = cli.command.into_plan().expect("a load command");
     loadgen::run::execute(&common, profile, CancellationToken::new(), false).await.expect("loadgen ran")
 }

@@ -1,0 +1,83 @@
+//! Coordinated omission: loadgen offers a constant rate to a target that is paused
+//! (SIGSTOP) for `--pause` seconds in the middle of the run. The true latency of each
+//! request follows from the schedule: a request due during the pause waits until the
+//! pause ends. Prints the true p99, loadgen's corrected p99 (from the due time) and
+//! the uncorrected p99 (from the send) beside it.
+//!
+//! `cargo bench -p loadgen --bench coordinated_omission -- [--rate 1000] [--seconds 10] [--pause 1]`
+
+mod common;
+
+use std::time::{Duration, Instant, SystemTime};
+
+use clap::Parser;
+use common::{LOADGEN, start_target, summary};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+#[derive(Parser)]
+struct Options {
+    #[arg(long, default_value_t = 1000.0)]
+    rate: f64,
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    #[arg(long, default_value_t = 1.0)]
+    pause: f64,
+    #[arg(long, hide = true)]
+    bench: bool,
+}
+
+fn main() {
+    let options = Options::parse();
+    let (mut target, url) = start_target(None);
+    let target_pid = Pid::from_raw(target.id() as i32);
+    let out = tempfile::tempdir().unwrap();
+    let mut loadgen = std::process::Command::new(LOADGEN)
+        .args(["run", "--scenario", "http", "--target", &url, "--rate", &options.rate.to_string()])
+        .args(["--duration", &format!("{}s", options.seconds), "--max-in-flight", "100000", "--timeout", "30s"])
+        .args(["--listen", "none", "--out", out.path().to_str().unwrap()])
+        .stderr(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("loadgen runs");
+    // Pause in the middle of the run.
+    let launched = Instant::now();
+    std::thread::sleep(Duration::from_secs_f64(options.seconds as f64 / 2.0 - options.pause / 2.0 + 0.3));
+    let paused_at = SystemTime::now();
+    kill(target_pid, Signal::SIGSTOP).unwrap();
+    std::thread::sleep(Duration::from_secs_f64(options.pause));
+    kill(target_pid, Signal::SIGCONT).unwrap();
+    let resumed_at = SystemTime::now();
+    let status = loadgen.wait().unwrap();
+    let _ = target.kill();
+    let _ = target.wait();
+    assert!(status.success(), "loadgen: {status} after {:?}", launched.elapsed());
+
+    let report = summary(out.path());
+    let started: SystemTime =
+        chrono::DateTime::parse_from_rfc3339(report["started_at"].as_str().unwrap()).unwrap().into();
+    let offset = |at: SystemTime| at.duration_since(started).unwrap_or_default().as_secs_f64();
+    let (pause_start, pause_end) = (offset(paused_at), offset(resumed_at));
+    // True latency: a request due during the pause is answered when it ends.
+    let total = (options.rate * options.seconds as f64) as usize;
+    let mut truth: Vec<f64> = (0..total)
+        .map(|k| k as f64 / options.rate)
+        .map(|due| if (pause_start..pause_end).contains(&due) { pause_end - due } else { 0.0 })
+        .collect();
+    truth.sort_by(f64::total_cmp);
+    let true_p99 = truth[(truth.len() as f64 * 0.99) as usize] * 1000.0;
+    let step = &report["steps"][0];
+    let corrected = step["corrected_ms"]["p99"].as_f64().unwrap();
+    let uncorrected = step["uncorrected_ms"]["p99"].as_f64().unwrap();
+    println!(
+        "constant {} req/s for {} s, target stopped for {:.2} s at {:.2} s",
+        options.rate,
+        options.seconds,
+        pause_end - pause_start,
+        pause_start
+    );
+    println!("true p99 (from the schedule)   {true_p99:>9.1} ms   (+ the target's own service time)");
+    println!("loadgen corrected p99          {corrected:>9.1} ms   ratio to true {:.3}", corrected / true_p99);
+    println!("loadgen uncorrected p99        {uncorrected:>9.1} ms   ratio to true {:.3}", uncorrected / true_p99);
+    println!("completed {} of {} offered, errors {}", step["completed"], step["offered"], step["errors"]);
+}
