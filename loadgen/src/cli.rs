@@ -27,6 +27,16 @@ pub enum Command {
     /// Step the rate up until a step breaks the SLO, refine by bisection, and report
     /// the breaking point.
     Breakpoint(BreakpointArgs),
+    /// Merge the outputs (--out directories) of several segments of one plan into one
+    /// report: counts add up, percentiles come from the merged histograms.
+    Report {
+        /// The segments' output directories.
+        #[arg(required = true)]
+        dirs: Vec<PathBuf>,
+        /// Where to write the merged summary.json, seconds.csv and report.html.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Serve a trivial HTTP target (every request answered 200 "ok"), for measuring
     /// the generator itself against wrk or another tool.
     Target {
@@ -259,11 +269,11 @@ impl RunArgs {
 
 impl Command {
     /// The options every run shares, and the load profile this command asks for;
-    /// `None` for `target`, which runs no load.
+    /// `None` for `target` and `report`, which run no load.
     pub fn into_plan(self) -> Option<(CommonArgs, crate::profile::Profile)> {
         use crate::profile::{BreakpointPlan, Growth, Profile};
         Some(match self {
-            Command::Target { .. } => return None,
+            Command::Target { .. } | Command::Report { .. } => return None,
             Command::Run(args) => {
                 let profile = match (args.pieces(), args.users) {
                     (Some(stages), _) => Profile::Stages { stages },

@@ -38,7 +38,7 @@ pub struct Engine {
 }
 
 /// One second of a run, for the live line and the CSV.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
 pub struct SecondRow {
     /// Seconds since the run started.
     pub second: u64,

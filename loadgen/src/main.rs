@@ -11,8 +11,10 @@ use tokio_util::sync::CancellationToken;
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Command::Target { listen } = cli.command {
-        return serve_target(listen).await;
+    match cli.command {
+        Command::Target { listen } => return serve_target(listen).await,
+        Command::Report { dirs, out } => return merge_reports(&dirs, &out),
+        _ => {}
     }
     let (common, profile) = cli.command.into_plan().expect("every other command runs load");
     loadlab_telemetry::init_logging(common.log_format);
@@ -58,6 +60,32 @@ async fn serve_target(listen: std::net::SocketAddr) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("loadgen: target stopped: {error}");
+            ExitCode::from(EXIT_ABORTED)
+        }
+    }
+}
+
+/// `loadgen report DIR... --out DIR`.
+fn merge_reports(dirs: &[std::path::PathBuf], out: &std::path::Path) -> ExitCode {
+    use loadgen::output::merge;
+    let parts: Result<Vec<_>, _> = dirs
+        .iter()
+        .map(|dir| merge::read(dir).map(|(report, seconds)| (dir.display().to_string(), report, seconds)))
+        .collect();
+    let merged = parts.and_then(merge::merge);
+    match merged {
+        Ok((report, seconds)) => match loadgen::output::report::write(out, &report, &seconds) {
+            Ok(()) => {
+                print!("{}", loadgen::output::terminal::summary(&report));
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("loadgen: writing {}: {error}", out.display());
+                ExitCode::from(EXIT_ABORTED)
+            }
+        },
+        Err(error) => {
+            eprintln!("loadgen: {error}");
             ExitCode::from(EXIT_ABORTED)
         }
     }

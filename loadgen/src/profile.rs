@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -19,14 +19,14 @@ use crate::schedule::{RatePiece, Schedule};
 use crate::slo::{Slo, check};
 
 /// How a breakpoint search grows the rate between steps.
-#[derive(Clone, Copy, Debug, Serialize)]
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Growth {
     Factor(f64),
     Increment(f64),
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct BreakpointPlan {
     pub start_rate: f64,
     pub growth: Growth,
@@ -40,7 +40,7 @@ pub struct BreakpointPlan {
     pub slo: Slo,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Profile {
     Constant {
@@ -79,7 +79,7 @@ impl Step {
     }
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct BreakingPoint {
     /// Highest rate that held the SLO (`None` when even the first step broke).
     pub rate: Option<f64>,

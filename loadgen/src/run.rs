@@ -109,7 +109,7 @@ pub async fn execute(
         ("held".to_string(), EXIT_HELD)
     };
     let report = Report {
-        loadgen_version: env!("CARGO_PKG_VERSION"),
+        loadgen_version: env!("CARGO_PKG_VERSION").to_string(),
         started_at,
         scenario: engine.scenario.name().to_string(),
         target: common.target.clone(),

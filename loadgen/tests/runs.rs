@@ -135,3 +135,69 @@ async fn closed_model_users_wait_for_answers_and_think() {
     assert!(step.completed >= 4 && step.completed <= 44, "{}", step.completed);
     assert_eq!(server.served.load(std::sync::atomic::Ordering::Relaxed), step.completed);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn segment_reports_merge_exactly() {
+    use loadgen::output::merge;
+    let server = LimitedServer::start(16, Duration::from_millis(2)).await;
+    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    for (segment, dir) in ["0/2", "1/2"].iter().zip(&dirs) {
+        let (_, code) = run_loadgen(&[
+            "run",
+            "--scenario",
+            "http",
+            "--target",
+            &server.url,
+            "--rate",
+            "200",
+            "--duration",
+            "1s",
+            "--segment",
+            segment,
+            "--out",
+            dir.path().to_str().unwrap(),
+        ])
+        .await;
+        assert_eq!(code, 0);
+    }
+    let parts: Vec<_> = dirs
+        .iter()
+        .map(|dir| {
+            let (report, seconds) = merge::read(dir.path()).unwrap();
+            (dir.path().display().to_string(), report, seconds)
+        })
+        .collect();
+    // What the merge must give: the union of both halves' histograms.
+    let mut union = loadgen::stats::decode(&parts[0].1.steps[0].histograms.corrected_ok).unwrap();
+    union.add(loadgen::stats::decode(&parts[1].1.steps[0].histograms.corrected_ok).unwrap()).unwrap();
+    let (merged, seconds) = merge::merge(parts).unwrap();
+    let step = &merged.steps[0];
+    assert_eq!(step.offered, 200);
+    assert_eq!(step.completed, 200);
+    assert_eq!(merged.segment, "0/2+1/2");
+    assert_eq!(step.corrected_ms.p99, Some(union.value_at_quantile(0.99) as f64 / 1000.0));
+    assert_eq!(step.requests.iter().map(|row| row.count).sum::<u64>(), 200);
+    assert_eq!(seconds.iter().map(|row| row.sent).sum::<u64>(), 200);
+    let out = tempfile::tempdir().unwrap();
+    loadgen::output::report::write(out.path(), &merged, &seconds).unwrap();
+    assert!(out.path().join("report.html").exists());
+
+    // Outputs of different plans are refused.
+    let other = tempfile::tempdir().unwrap();
+    let (_, _) = run_loadgen(&[
+        "run",
+        "--scenario",
+        "http",
+        "--target",
+        &server.url,
+        "--stages",
+        "1s:100",
+        "--out",
+        other.path().to_str().unwrap(),
+    ])
+    .await;
+    let (report_a, seconds_a) = merge::read(dirs[0].path()).unwrap();
+    let (report_b, seconds_b) = merge::read(other.path()).unwrap();
+    let refused = merge::merge(vec![("a".into(), report_a, seconds_a), ("b".into(), report_b, seconds_b)]);
+    assert!(refused.is_err());
+}

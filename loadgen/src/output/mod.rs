@@ -2,5 +2,6 @@
 //! `report.html`.
 
 pub mod html;
+pub mod merge;
 pub mod report;
 pub mod terminal;

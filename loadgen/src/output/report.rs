@@ -4,13 +4,13 @@
 
 use std::path::Path;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::engine::SecondRow;
 use crate::profile::{BreakingPoint, Profile, ProfileRun};
 use crate::stats::{Stats, encode};
 
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub struct Percentiles {
     pub p50: Option<f64>,
     pub p90: Option<f64>,
@@ -18,7 +18,7 @@ pub struct Percentiles {
     pub max: Option<f64>,
 }
 
-fn percentiles(histogram: &hdrhistogram::Histogram<u64>) -> Percentiles {
+pub fn percentiles(histogram: &hdrhistogram::Histogram<u64>) -> Percentiles {
     if histogram.is_empty() {
         return Percentiles::default();
     }
@@ -26,15 +26,17 @@ fn percentiles(histogram: &hdrhistogram::Histogram<u64>) -> Percentiles {
     Percentiles { p50: at(0.5), p90: at(0.9), p99: at(0.99), max: Some(histogram.max() as f64 / 1000.0) }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct RequestRow {
     pub request: String,
     pub outcome: String,
     pub count: u64,
     pub corrected_ms: Percentiles,
+    /// Base64 HdrHistogram V2 snapshot of the corrected latency (microseconds).
+    pub histogram: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct StepReport {
     pub label: String,
     pub offered_rate: f64,
@@ -56,21 +58,21 @@ pub struct StepReport {
     pub histograms: StepHistograms,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct StepHistograms {
     pub corrected_ok: String,
     pub uncorrected_ok: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct ThresholdReport {
     pub threshold: String,
     pub broken: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct Report {
-    pub loadgen_version: &'static str,
+    pub loadgen_version: String,
     pub started_at: String,
     pub scenario: String,
     pub target: String,
@@ -111,6 +113,7 @@ pub fn step_report(step: &crate::profile::Step) -> StepReport {
                 outcome: outcome.label(),
                 count: latencies.corrected.len(),
                 corrected_ms: percentiles(&latencies.corrected),
+                histogram: encode(&latencies.corrected),
             })
             .collect(),
         histograms: StepHistograms { corrected_ok: encode(&corrected), uncorrected_ok: encode(&uncorrected) },
