@@ -6,6 +6,8 @@
 pub mod ports;
 pub mod postgres;
 mod process_user;
+pub mod server_process;
 pub mod up;
 
 pub use postgres::{PostgresError, PostgresInstance};
+pub use server_process::{ServerError, ServerProcess};

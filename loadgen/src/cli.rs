@@ -108,6 +108,20 @@ pub struct CommonArgs {
     #[arg(long, env = "LOADGEN_LISTEN", default_value = "127.0.0.1:8089", value_parser = parse_listen)]
     pub listen: std::option::Option<SocketAddr>,
 
+    /// Pushgateway base URL: push the metrics every --push-interval and once more at
+    /// the end, under job "loadgen", this run's id and the segment.
+    #[arg(long, env = "LOADGEN_PUSHGATEWAY")]
+    pub pushgateway: Option<String>,
+
+    /// Interval between pushes to the Pushgateway.
+    #[arg(long, env = "LOADGEN_PUSH_INTERVAL", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub push_interval: Duration,
+
+    /// This run's id, for grouping pushed results (default: the start time,
+    /// YYYYMMDDTHHMMSSZ). Give all segments of one run the same id.
+    #[arg(long, env = "LOADGEN_RUN_ID")]
+    pub run_id: Option<String>,
+
     /// Log format on stderr.
     #[arg(long, env = "LOADGEN_LOG_FORMAT", value_enum, default_value_t = loadlab_telemetry::LogFormat::Human)]
     pub log_format: loadlab_telemetry::LogFormat,

@@ -4,6 +4,7 @@ pub mod engine;
 pub mod metrics;
 pub mod output;
 pub mod profile;
+pub mod push;
 pub mod run;
 pub mod scenario;
 pub mod schedule;

@@ -45,6 +45,13 @@ pub async fn execute(
 ) -> Result<(Report, u8), RunError> {
     let recorder = loadlab_telemetry::MetricsRecorder::install("loadgen", &crate::metrics::histograms())?;
     crate::metrics::describe();
+    let run_id = common.run_id.clone().unwrap_or_else(|| chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string());
+    let pusher = common
+        .pushgateway
+        .as_deref()
+        .map(|base| crate::push::Pusher::new(base, &run_id, common.segment, recorder.clone()));
+    let pushing = CancellationToken::new();
+    let periodic = pusher.as_ref().map(|pusher| pusher.spawn_periodic(common.push_interval, pushing.clone()));
     if let Some(address) = common.listen {
         let listener =
             tokio::net::TcpListener::bind(address).await.map_err(|source| RunError::Listen { address, source })?;
@@ -87,6 +94,21 @@ pub async fn execute(
     };
     let started_at = chrono::Utc::now().to_rfc3339();
     let outcome = profile::run(&engine, &profile, &stop, &on_second).await;
+    pushing.cancel();
+    if let Some(periodic) = periodic {
+        let _ = periodic.await;
+    }
+    // The final push, after the breaking point gauge is set.
+    let pushed = match &pusher {
+        Some(pusher) => match pusher.push().await {
+            Ok(()) => Some(pusher.url().to_string()),
+            Err(error) => {
+                eprintln!("loadgen: warning: final push to {} failed: {error}", pusher.url());
+                None
+            }
+        },
+        None => None,
+    };
 
     // Thresholds judge the whole run; in a breakpoint search, the steps that held.
     let mut judged = Stats::default();
@@ -122,6 +144,8 @@ pub async fn execute(
         thresholds,
         interrupted: outcome.interrupted,
         verdict,
+        run_id,
+        pushed_to: pushed,
     };
     if let Some(dir) = &common.out {
         let seconds = seconds.lock().unwrap_or_else(|poisoned| poisoned.into_inner());

@@ -85,6 +85,9 @@ pub struct Report {
     pub thresholds: Vec<ThresholdReport>,
     pub interrupted: bool,
     pub verdict: String,
+    pub run_id: String,
+    /// Where the final push went, when it succeeded.
+    pub pushed_to: Option<String>,
 }
 
 pub fn step_report(step: &crate::profile::Step) -> StepReport {
