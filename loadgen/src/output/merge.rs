@@ -57,39 +57,47 @@ fn empty() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid bounds")
 }
 
+/// One step's histograms summed over the segments read so far.
+struct StepSums {
+    corrected: Histogram<u64>,
+    uncorrected: Histogram<u64>,
+    /// (request, outcome) → (count, corrected latency).
+    requests: BTreeMap<(String, String), (u64, Histogram<u64>)>,
+}
+
+impl StepSums {
+    fn new() -> Self {
+        Self { corrected: empty(), uncorrected: empty(), requests: BTreeMap::new() }
+    }
+}
+
+/// Adds every step of `report` into `sums`.
+fn accumulate(report: &Report, sums: &mut Vec<StepSums>) -> Result<(), String> {
+    for (index, step) in report.steps.iter().enumerate() {
+        if sums.len() <= index {
+            sums.push(StepSums::new());
+        }
+        let sum = &mut sums[index];
+        add(&mut sum.corrected, &step.histograms.corrected_ok)?;
+        add(&mut sum.uncorrected, &step.histograms.uncorrected_ok)?;
+        for row in &step.requests {
+            let entry = sum.requests.entry((row.request.clone(), row.outcome.clone())).or_insert_with(|| (0, empty()));
+            entry.0 += row.count;
+            add(&mut entry.1, &row.histogram)?;
+        }
+    }
+    Ok(())
+}
+
 /// Merges `parts` (one per segment) into one report.
 pub fn merge(parts: Vec<(String, Report, Vec<SecondRow>)>) -> Result<(Report, Vec<SecondRow>), MergeError> {
     let mut parts = parts.into_iter();
     let (first_name, mut merged, first_seconds) = parts.next().ok_or(MergeError::Empty)?;
     let mut seconds: BTreeMap<(u64, String), SecondRow> =
         first_seconds.into_iter().map(|row| ((row.second, row.step.clone()), row)).collect();
-    let mut corrected: Vec<Histogram<u64>> = Vec::new();
-    let mut uncorrected: Vec<Histogram<u64>> = Vec::new();
-    let mut requests: Vec<BTreeMap<(String, String), (u64, Histogram<u64>)>> = Vec::new();
+    let mut sums: Vec<StepSums> = Vec::new();
     let bad = |name: &str, detail: String| MergeError::Mismatch(first_name.clone(), name.to_string(), detail);
-    let collect = |report: &Report,
-                   corrected: &mut Vec<Histogram<u64>>,
-                   uncorrected: &mut Vec<Histogram<u64>>,
-                   requests: &mut Vec<BTreeMap<(String, String), (u64, Histogram<u64>)>>|
-     -> Result<(), String> {
-        for (index, step) in report.steps.iter().enumerate() {
-            if corrected.len() <= index {
-                corrected.push(empty());
-                uncorrected.push(empty());
-                requests.push(BTreeMap::new());
-            }
-            add(&mut corrected[index], &step.histograms.corrected_ok)?;
-            add(&mut uncorrected[index], &step.histograms.uncorrected_ok)?;
-            for row in &step.requests {
-                let entry =
-                    requests[index].entry((row.request.clone(), row.outcome.clone())).or_insert_with(|| (0, empty()));
-                entry.0 += row.count;
-                add(&mut entry.1, &row.histogram)?;
-            }
-        }
-        Ok(())
-    };
-    collect(&merged, &mut corrected, &mut uncorrected, &mut requests).map_err(|detail| bad(&first_name, detail))?;
+    accumulate(&merged, &mut sums).map_err(|detail| bad(&first_name, detail))?;
     let mut segments = vec![merged.segment.clone()];
     for (name, report, part_seconds) in parts {
         let labels = |report: &Report| report.steps.iter().map(|step| step.label.clone()).collect::<Vec<_>>();
@@ -99,7 +107,7 @@ pub fn merge(parts: Vec<(String, Report, Vec<SecondRow>)>) -> Result<(Report, Ve
         if report.seed != merged.seed || report.scenario != merged.scenario {
             return Err(bad(&name, "different seed or scenario".into()));
         }
-        collect(&report, &mut corrected, &mut uncorrected, &mut requests).map_err(|detail| bad(&name, detail))?;
+        accumulate(&report, &mut sums).map_err(|detail| bad(&name, detail))?;
         for (mine, theirs) in merged.steps.iter_mut().zip(&report.steps) {
             mine.offered += theirs.offered;
             mine.completed += theirs.completed;
@@ -130,13 +138,14 @@ pub fn merge(parts: Vec<(String, Report, Vec<SecondRow>)>) -> Result<(Report, Ve
         merged.interrupted |= report.interrupted;
         segments.push(report.segment);
     }
-    for (index, step) in merged.steps.iter_mut().enumerate() {
-        step.corrected_ms = percentiles(&corrected[index]);
-        step.uncorrected_ms = percentiles(&uncorrected[index]);
+    for (step, sum) in merged.steps.iter_mut().zip(&sums) {
+        step.corrected_ms = percentiles(&sum.corrected);
+        step.uncorrected_ms = percentiles(&sum.uncorrected);
         step.schedule_lag_ms = Percentiles::default(); // not kept as a histogram per step
         step.histograms =
-            StepHistograms { corrected_ok: encode(&corrected[index]), uncorrected_ok: encode(&uncorrected[index]) };
-        step.requests = requests[index]
+            StepHistograms { corrected_ok: encode(&sum.corrected), uncorrected_ok: encode(&sum.uncorrected) };
+        step.requests = sum
+            .requests
             .iter()
             .map(|((request, outcome), (count, histogram))| RequestRow {
                 request: request.clone(),
