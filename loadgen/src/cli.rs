@@ -27,6 +27,10 @@ pub enum Command {
     /// Step the rate up until a step breaks the SLO, refine by bisection, and report
     /// the breaking point.
     Breakpoint(BreakpointArgs),
+    /// Chat delivery latency against grpc-stress's chat service: N conversations × K
+    /// members, one sender each; counts lost, duplicated and out-of-order messages.
+    /// Exit 99 when any message was lost or duplicated.
+    Chat(ChatArgs),
     /// Merge the outputs (--out directories) of several segments of one plan into one
     /// report: counts add up, percentiles come from the merged histograms.
     Report {
@@ -72,6 +76,30 @@ pub struct CommonArgs {
     /// http: request body.
     #[arg(long, default_value = "")]
     pub body: String,
+
+    /// grpc: which RPC each request makes.
+    #[arg(long, value_enum, default_value = "unary")]
+    pub grpc_kind: GrpcKind,
+
+    /// grpc: messages per streaming call (N of grpc-stress's semantics).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+    pub grpc_messages: u32,
+
+    /// grpc: HTTP/2 connections shared by the calls.
+    #[arg(long, default_value_t = 4)]
+    pub grpc_connections: usize,
+
+    /// grpc: replace a connection after this many calls (default: never).
+    #[arg(long)]
+    pub grpc_calls_per_connection: Option<u64>,
+
+    /// grpc over TLS: trust this CA (PEM).
+    #[arg(long)]
+    pub grpc_ca: Option<PathBuf>,
+
+    /// grpc over TLS: accept any server certificate (testing only).
+    #[arg(long)]
+    pub grpc_no_server_validation: bool,
 
     /// Speak HTTP/2 without TLS (h2c, prior knowledge) instead of HTTP/1.1.
     #[arg(long)]
@@ -134,6 +162,60 @@ pub enum ScenarioKind {
     Devices,
     /// One fixed request (--method, --header, --body) against --target.
     Http,
+    /// grpc-stress's RPCs (--grpc-kind, --grpc-messages) against --target
+    /// (http://host:port, or https:// with --grpc-ca or --grpc-no-server-validation).
+    Grpc,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum GrpcKind {
+    Unary,
+    ClientStreaming,
+    ServerStreaming,
+    Bidi,
+}
+
+impl GrpcKind {
+    pub fn call(self, messages: u32) -> grpc_stress::client::CallKind {
+        use grpc_stress::client::CallKind;
+        match self {
+            Self::Unary => CallKind::NonStreaming,
+            Self::ClientStreaming => CallKind::ClientStreaming(messages),
+            Self::ServerStreaming => CallKind::ServerStreaming(messages),
+            Self::Bidi => CallKind::BidiStreaming(messages),
+        }
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct ChatArgs {
+    /// grpc-stress server: http://host:port (or https:// with --ca / --no-server-validation).
+    #[arg(long, env = "LOADGEN_TARGET")]
+    pub target: String,
+    /// Conversations.
+    #[arg(long, default_value_t = 10)]
+    pub conversations: usize,
+    /// Members per conversation: one sender, the rest subscribed.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(2..))]
+    pub members: u64,
+    /// Interval between one sender's messages.
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    pub send_interval: Duration,
+    /// How long the senders send.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub duration: Duration,
+    /// HTTP/2 connections shared by senders and subscribers.
+    #[arg(long, default_value_t = 4)]
+    pub connections: usize,
+    /// TLS: trust this CA (PEM).
+    #[arg(long)]
+    pub ca: Option<PathBuf>,
+    /// TLS: accept any server certificate (testing only).
+    #[arg(long)]
+    pub no_server_validation: bool,
+    /// Write chat.json here.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -283,11 +365,11 @@ impl RunArgs {
 
 impl Command {
     /// The options every run shares, and the load profile this command asks for;
-    /// `None` for `target` and `report`, which run no load.
+    /// `None` for `target`, `report` and `chat`, which do not run a request profile.
     pub fn into_plan(self) -> Option<(CommonArgs, crate::profile::Profile)> {
         use crate::profile::{BreakpointPlan, Growth, Profile};
         Some(match self {
-            Command::Target { .. } | Command::Report { .. } => return None,
+            Command::Target { .. } | Command::Report { .. } | Command::Chat(_) => return None,
             Command::Run(args) => {
                 let profile = match (args.pieces(), args.users) {
                     (Some(stages), _) => Profile::Stages { stages },

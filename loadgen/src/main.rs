@@ -14,6 +14,7 @@ async fn main() -> ExitCode {
     match cli.command {
         Command::Target { listen } => return serve_target(listen).await,
         Command::Report { dirs, out } => return merge_reports(&dirs, &out),
+        Command::Chat(args) => return run_chat(args).await,
         _ => {}
     }
     let (common, profile) = cli.command.into_plan().expect("every other command runs load");
@@ -88,5 +89,57 @@ fn merge_reports(dirs: &[std::path::PathBuf], out: &std::path::Path) -> ExitCode
             eprintln!("loadgen: {error}");
             ExitCode::from(EXIT_ABORTED)
         }
+    }
+}
+
+/// `loadgen chat`.
+async fn run_chat(args: loadgen::cli::ChatArgs) -> ExitCode {
+    use loadgen::chat::{ChatPlan, run};
+    loadlab_telemetry::init_logging(loadlab_telemetry::LogFormat::Human);
+    let trust = grpc_stress::client::TrustOptions {
+        ca: args.ca.clone(),
+        system_roots: false,
+        no_server_validation: args.no_server_validation,
+    };
+    let target = match grpc_stress::client::Target::new(&args.target, &trust) {
+        Ok(target) => target,
+        Err(error) => {
+            eprintln!("loadgen: --target: {error}");
+            return ExitCode::from(EXIT_ABORTED);
+        }
+    };
+    let plan = ChatPlan {
+        conversations: args.conversations,
+        members: args.members as usize,
+        duration: args.duration,
+        send_interval: args.send_interval,
+        connections: args.connections,
+    };
+    let stop = CancellationToken::new();
+    let on_signal = stop.clone();
+    tokio::spawn(async move {
+        let _ = tokio::signal::ctrl_c().await;
+        on_signal.cancel();
+    });
+    let report = match run(&target, &plan, &stop).await {
+        Ok(report) => report,
+        Err(error) => {
+            eprintln!("loadgen: {error}");
+            return ExitCode::from(EXIT_ABORTED);
+        }
+    };
+    let json = serde_json::to_string_pretty(&report).expect("report serialises");
+    println!("{json}");
+    if let Some(dir) = &args.out
+        && let Err(error) = std::fs::create_dir_all(dir).and_then(|()| std::fs::write(dir.join("chat.json"), &json))
+    {
+        eprintln!("loadgen: writing {}: {error}", dir.display());
+    }
+    if report.interrupted || report.sent == 0 {
+        ExitCode::from(EXIT_ABORTED)
+    } else if report.lost > 0 || report.duplicated > 0 {
+        ExitCode::from(loadgen::run::EXIT_THRESHOLD)
+    } else {
+        ExitCode::SUCCESS
     }
 }

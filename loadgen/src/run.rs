@@ -13,7 +13,7 @@ use crate::engine::{Engine, SecondRow};
 use crate::output::report::{Report, ThresholdReport, step_reports};
 use crate::output::terminal;
 use crate::profile::{self, Profile};
-use crate::scenario::{DevicesScenario, HttpClient, HttpScenario, Scenario};
+use crate::scenario::{DevicesScenario, GrpcScenario, HttpClient, HttpScenario, Scenario};
 use crate::stats::Stats;
 
 pub const EXIT_HELD: u8 = 0;
@@ -28,6 +28,8 @@ pub enum RunError {
     Method(String),
     #[error(transparent)]
     Devices(#[from] crate::scenario::DevicesError),
+    #[error("grpc target: {0}")]
+    Grpc(#[from] crate::scenario::GrpcSetupError),
     #[error("--listen {address}: {source}")]
     Listen { address: std::net::SocketAddr, source: std::io::Error },
     #[error(transparent)]
@@ -74,6 +76,21 @@ pub async fn execute(
             headers: common.headers.clone(),
             body: Bytes::from(common.body.clone()),
         }),
+        ScenarioKind::Grpc => {
+            let trust = grpc_stress::client::TrustOptions {
+                ca: common.grpc_ca.clone(),
+                system_roots: false,
+                no_server_validation: common.grpc_no_server_validation,
+            };
+            let target = grpc_stress::client::Target::new(&common.target, &trust)
+                .map_err(crate::scenario::GrpcSetupError::from)?;
+            Scenario::Grpc(GrpcScenario::new(
+                target,
+                common.grpc_kind.call(common.grpc_messages),
+                common.grpc_connections,
+                common.grpc_calls_per_connection,
+            )?)
+        }
         ScenarioKind::Devices => {
             eprintln!("loadgen: logging {} devices in at {}", common.devices, common.target);
             Scenario::Devices(DevicesScenario::prepare(client, &common.target, common.devices).await?)

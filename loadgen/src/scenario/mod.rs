@@ -3,6 +3,7 @@
 //! are the same whichever segment of the schedule an instance replays.
 
 mod devices;
+mod grpc;
 mod http;
 
 use std::time::Duration;
@@ -11,6 +12,7 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 
 pub use devices::{DevicesError, DevicesScenario};
+pub use grpc::{GrpcScenario, GrpcSetupError};
 pub use http::{HttpClient, HttpScenario, UserConnection};
 
 use crate::stats::Outcome;
@@ -19,6 +21,7 @@ use crate::stats::Outcome;
 pub enum Scenario {
     Http(HttpScenario),
     Devices(DevicesScenario),
+    Grpc(GrpcScenario),
 }
 
 impl Scenario {
@@ -26,6 +29,7 @@ impl Scenario {
         match self {
             Self::Http(_) => "http",
             Self::Devices(_) => "devices",
+            Self::Grpc(_) => "grpc",
         }
     }
 
@@ -36,6 +40,7 @@ impl Scenario {
         match self {
             Self::Http(scenario) => ("http", scenario.execute(connection).await),
             Self::Devices(scenario) => scenario.execute(k, &mut rng, connection).await,
+            Self::Grpc(scenario) => (scenario.request_name(), scenario.execute().await),
         }
     }
 }

@@ -62,22 +62,43 @@ impl Target {
 
     /// Opens a new connection (a fresh channel, never a pooled one).
     pub async fn connect(&self) -> Result<Channel, tonic::transport::Error> {
+        self.endpoint()?.connect_with_connector(self.connector()).await
+    }
+
+    /// A channel that connects on first use and reconnects by itself after a failure
+    /// (for load generators that keep a few channels for a whole run).
+    pub fn connect_lazy(&self) -> Result<Channel, tonic::transport::Error> {
+        Ok(self.endpoint()?.connect_with_connector_lazy(self.connector()))
+    }
+
+    fn endpoint(&self) -> Result<Endpoint, tonic::transport::Error> {
+        Ok(Endpoint::from_shared(format!("http://{}", self.authority))?
+            .connect_timeout(std::time::Duration::from_secs(5)))
+    }
+
+    fn connector(
+        &self,
+    ) -> impl tower::Service<
+        Uri,
+        Response = TokioIo<Either<tokio_rustls::client::TlsStream<TcpStream>, TcpStream>>,
+        Error = std::io::Error,
+        Future = impl Send,
+    > + Clone
+    + Send
+    + 'static {
         let target = self.clone();
-        Endpoint::from_shared(format!("http://{}", self.authority))?
-            .connect_timeout(std::time::Duration::from_secs(5))
-            .connect_with_connector(tower::service_fn(move |_: Uri| {
-                let target = target.clone();
-                async move {
-                    let tcp = TcpStream::connect(&target.authority).await?;
-                    tcp.set_nodelay(true)?;
-                    let stream = match &target.tls {
-                        Some(tls) => Either::Left(tls.connect(target.server_name.clone(), tcp).await?),
-                        None => Either::Right(tcp),
-                    };
-                    Ok::<_, std::io::Error>(TokioIo::new(stream))
-                }
-            }))
-            .await
+        tower::service_fn(move |_: Uri| {
+            let target = target.clone();
+            async move {
+                let tcp = TcpStream::connect(&target.authority).await?;
+                tcp.set_nodelay(true)?;
+                let stream = match &target.tls {
+                    Some(tls) => Either::Left(tls.connect(target.server_name.clone(), tcp).await?),
+                    None => Either::Right(tcp),
+                };
+                Ok::<_, std::io::Error>(TokioIo::new(stream))
+            }
+        })
     }
 }
 
