@@ -224,8 +224,22 @@ pub struct RunArgs {
     pub common: CommonArgs,
 
     /// Open model: requests per second (all segments together).
-    #[arg(long, required_unless_present_any = ["stages", "users"], conflicts_with_all = ["stages", "users"])]
+    #[arg(long, required_unless_present_any = ["stages", "users", "command_every"], conflicts_with_all = ["stages", "users", "command_every"])]
     pub rate: Option<f64>,
+
+    /// Routines (devices scenario): each device polls GET /command this often…
+    #[arg(long, requires = "measurement_every", conflicts_with_all = ["stages", "users"])]
+    #[arg(value_parser = humantime::parse_duration)]
+    pub command_every: Option<Duration>,
+
+    /// …and sends POST /measurement this often; its first tick of each delayed by a
+    /// random part of the period.
+    #[arg(long, requires = "command_every", value_parser = humantime::parse_duration)]
+    pub measurement_every: Option<Duration>,
+
+    /// Routines: each period varies by up to ± this percentage.
+    #[arg(long, default_value_t = 10.0)]
+    pub jitter_percent: f64,
 
     /// Closed model: this many users, each sending, waiting for the answer, thinking
     /// (--think-time) and going again (Locust's model; wrk's with no think time).
@@ -372,6 +386,12 @@ impl Command {
             Command::Target { .. } | Command::Report { .. } | Command::Chat(_) => return None,
             Command::Run(args) => {
                 let profile = match (args.pieces(), args.users) {
+                    _ if args.command_every.is_some() => Profile::Routines {
+                        command_every: args.command_every.expect("checked"),
+                        measurement_every: args.measurement_every.expect("clap requires it with --command-every"),
+                        jitter: args.jitter_percent / 100.0,
+                        duration: args.duration,
+                    },
                     (Some(stages), _) => Profile::Stages { stages },
                     (None, Some(users)) => Profile::Closed {
                         users,

@@ -59,13 +59,18 @@ pub enum Load<'a> {
     Open(&'a Schedule),
     /// `users` looping users, each thinking a random time in `think` between requests.
     Closed { users: usize, think: (Duration, Duration), duration: Duration },
+    /// Every device of the devices scenario on its own routine: `GET /command` every
+    /// `command_every` and `POST /measurement` every `measurement_every`, each period
+    /// varied by ±`jitter` (a fraction), the first of each delayed by a random part of
+    /// its period (Catalyst's routine). Latency runs from each tick's due time.
+    Routines { command_every: Duration, measurement_every: Duration, jitter: f64, duration: Duration },
 }
 
 impl Load<'_> {
     fn rate_at(&self, at: Duration) -> Option<f64> {
         match self {
             Load::Open(schedule) => Some(schedule.rate_at(at)),
-            Load::Closed { .. } => None,
+            Load::Closed { .. } | Load::Routines { .. } => None,
         }
     }
 }
@@ -115,9 +120,19 @@ impl Engine {
         let empty = Schedule::new(Vec::new());
         let schedule = match load {
             Load::Open(schedule) => *schedule,
-            Load::Closed { .. } => &empty,
+            Load::Closed { .. } | Load::Routines { .. } => &empty,
         };
-        let closed = matches!(load, Load::Closed { .. });
+        let closed = matches!(load, Load::Closed { .. } | Load::Routines { .. });
+        if let Load::Routines { command_every, measurement_every, jitter, duration } = *load {
+            self.spawn_routines(
+                [command_every, measurement_every],
+                jitter,
+                start + duration,
+                &results,
+                &in_flight,
+                stop,
+            );
+        }
         // Closed model: the users run on their own and report like any request; in
         // `in_flight` they count as active users until their last request is done.
         if let Load::Closed { users, think, duration } = *load {
@@ -255,6 +270,56 @@ impl Engine {
             close_second(&mut second, second_sent, end, &mut seconds);
         }
         StepOutcome { stats, seconds, elapsed: end.duration_since(start), interrupted }
+    }
+}
+
+impl Engine {
+    /// One task per device (of this segment), each running both routines.
+    fn spawn_routines(
+        &self,
+        periods: [Duration; 2],
+        jitter: f64,
+        deadline: Instant,
+        results: &mpsc::UnboundedSender<Completed>,
+        in_flight: &Arc<AtomicUsize>,
+        stop: &CancellationToken,
+    ) {
+        use crate::scenario::DeviceAction;
+        use rand::{Rng, SeedableRng};
+        let Scenario::Devices(devices) = &*self.scenario else { return };
+        for device in (0..devices.count()).filter(|device| self.segment.contains(*device as u64)) {
+            in_flight.fetch_add(1, Ordering::Relaxed);
+            let (scenario, results, in_flight, seed, stop) =
+                (self.scenario.clone(), results.clone(), in_flight.clone(), self.seed, stop.clone());
+            tokio::spawn(async move {
+                let Scenario::Devices(devices) = &*scenario else { return };
+                let mut rng =
+                    rand::rngs::StdRng::seed_from_u64(seed ^ (device as u64).wrapping_mul(0x2545_F491_4F6C_DD1D));
+                let vary = |rng: &mut rand::rngs::StdRng, period: Duration| {
+                    period.mul_f64(1.0 + rng.random_range(-jitter..=jitter).clamp(-0.99, 10.0))
+                };
+                let now = Instant::now();
+                let mut next = [now + periods[0].mul_f64(rng.random()), now + periods[1].mul_f64(rng.random())];
+                let mut connection = crate::scenario::UserConnection::default();
+                loop {
+                    let which = usize::from(next[1] < next[0]);
+                    let due = next[which];
+                    if due >= deadline {
+                        break;
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep_until(due) => {}
+                        _ = stop.cancelled() => break,
+                    }
+                    let action = if which == 0 { DeviceAction::Command } else { DeviceAction::Measurement };
+                    let sent = Instant::now();
+                    let (request, outcome) = devices.act(device, action, &mut rng, Some(&mut connection)).await;
+                    let _ = results.send(Completed { request, outcome, due, sent, finished: Instant::now() });
+                    next[which] = due + vary(&mut rng, periods[which]);
+                }
+                in_flight.fetch_sub(1, Ordering::Relaxed);
+            });
+        }
     }
 }
 

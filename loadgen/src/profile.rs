@@ -50,6 +50,13 @@ pub enum Profile {
     Stages {
         stages: Vec<RatePiece>,
     },
+    /// Every device on its own routine (devices scenario).
+    Routines {
+        command_every: Duration,
+        measurement_every: Duration,
+        jitter: f64,
+        duration: Duration,
+    },
     /// `users` looping users thinking between `think_min` and `think_max`.
     Closed {
         users: usize,
@@ -123,6 +130,19 @@ pub async fn run(
             let mean = stages.iter().map(|s| (s.from + s.to) / 2.0 * s.duration.as_secs_f64()).sum::<f64>()
                 / duration.as_secs_f64().max(1e-9);
             let interrupted = execute("stages".into(), Load::Open(&schedule), mean, duration).await;
+            ProfileRun { steps, breaking_point: None, interrupted }
+        }
+        Profile::Routines { command_every, measurement_every, jitter, duration } => {
+            let load = Load::Routines {
+                command_every: *command_every,
+                measurement_every: *measurement_every,
+                jitter: *jitter,
+                duration: *duration,
+            };
+            let interrupted = execute("routines".into(), load, 0.0, *duration).await;
+            if let Some(step) = steps.last_mut() {
+                step.offered_rate = step.outcome.stats.offered as f64 / duration.as_secs_f64().max(1e-9);
+            }
             ProfileRun { steps, breaking_point: None, interrupted }
         }
         Profile::Closed { users, think_min, think_max, duration } => {

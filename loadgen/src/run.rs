@@ -28,6 +28,8 @@ pub enum RunError {
     Method(String),
     #[error(transparent)]
     Devices(#[from] crate::scenario::DevicesError),
+    #[error("--command-every/--measurement-every (routines) need --scenario devices")]
+    RoutinesNeedDevices,
     #[error("grpc target: {0}")]
     Grpc(#[from] crate::scenario::GrpcSetupError),
     #[error("--listen {address}: {source}")]
@@ -67,6 +69,9 @@ pub async fn execute(
         tokio::spawn(async move { axum::serve(listener, app).await });
     }
 
+    if matches!(profile, Profile::Routines { .. }) && common.scenario != ScenarioKind::Devices {
+        return Err(RunError::RoutinesNeedDevices);
+    }
     let client = HttpClient::new(common.timeout, common.h2c);
     let scenario = match common.scenario {
         ScenarioKind::Http => Scenario::Http(HttpScenario {

@@ -58,6 +58,30 @@ async fn devices_scenario_against_device_api() {
     let devices: i64 = sqlx::query_scalar("SELECT count(*) FROM device").fetch_one(&mut connection).await.unwrap();
     assert_eq!(devices, 20);
 
+    // Periodic routines: every device polls every 200 ms and measures every 100 ms.
+    let (routines, code) = run_loadgen(&[
+        "run",
+        "--target",
+        &target,
+        "--devices",
+        "10",
+        "--command-every",
+        "200ms",
+        "--measurement-every",
+        "100ms",
+        "--duration",
+        "1s",
+    ])
+    .await;
+    assert_eq!(code, 0);
+    let step = &routines.steps[0];
+    assert_eq!(step.errors, 0, "{:?}", step.requests);
+    let count = |name: &str| step.requests.iter().filter(|row| row.request == name).map(|row| row.count).sum::<u64>();
+    // At most one tick per period (−10 % jitter) per device, plus the first.
+    assert!((1..=10 * 7).contains(&count("command")), "commands {}", count("command"));
+    assert!((1..=10 * 13).contains(&count("measurement")), "measurements {}", count("measurement"));
+    assert!(count("measurement") > count("command"), "measurements come twice as often");
+
     let summary: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.path().join("summary.json")).unwrap()).unwrap();
     assert_eq!(summary["steps"][0]["completed"], 200);

@@ -15,6 +15,15 @@ use rand::rngs::StdRng;
 use super::{HttpClient, UserConnection};
 use crate::stats::Outcome;
 
+/// What a device does in one request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeviceAction {
+    /// `GET /command`
+    Command,
+    /// `POST /measurement`
+    Measurement,
+}
+
 pub struct DevicesScenario {
     client: HttpClient,
     base: String,
@@ -63,14 +72,32 @@ impl DevicesScenario {
         Ok(Self { client, base, devices })
     }
 
+    /// Devices logged in.
+    pub fn count(&self) -> usize {
+        self.devices.len()
+    }
+
+    /// Arrival `k`: device k mod count, and an action chosen with equal weight.
     pub async fn execute(
         &self,
         k: u64,
         rng: &mut StdRng,
         connection: Option<&mut UserConnection>,
     ) -> (&'static str, Outcome) {
-        let device = &self.devices[(k % self.devices.len() as u64) as usize];
-        if rng.random_bool(0.5) {
+        let action = if rng.random_bool(0.5) { DeviceAction::Command } else { DeviceAction::Measurement };
+        self.act(k as usize % self.devices.len(), action, rng, connection).await
+    }
+
+    /// `device` does `action`.
+    pub async fn act(
+        &self,
+        device: usize,
+        action: DeviceAction,
+        rng: &mut StdRng,
+        connection: Option<&mut UserConnection>,
+    ) -> (&'static str, Outcome) {
+        let device = &self.devices[device];
+        if action == DeviceAction::Command {
             let request = Request::builder()
                 .method(Method::GET)
                 .uri(format!("{}/command", self.base))

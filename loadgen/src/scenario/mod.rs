@@ -11,7 +11,7 @@ use std::time::Duration;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
-pub use devices::{DevicesError, DevicesScenario};
+pub use devices::{DeviceAction, DevicesError, DevicesScenario};
 pub use grpc::{GrpcScenario, GrpcSetupError};
 pub use http::{HttpClient, HttpScenario, UserConnection};
 
