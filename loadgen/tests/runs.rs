@@ -225,3 +225,24 @@ async fn segment_reports_merge_exactly() {
     let refused = merge::merge(vec![("a".into(), report_a, seconds_a), ("b".into(), report_b, seconds_b)]);
     assert!(refused.is_err());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h2c_speaks_http2_without_tls() {
+    let server = LimitedServer::start(8, Duration::from_millis(1)).await;
+    let (report, code) = run_loadgen(&[
+        "run",
+        "--scenario",
+        "http",
+        "--target",
+        &server.url,
+        "--h2c",
+        "--rate",
+        "50",
+        "--duration",
+        "1s",
+    ])
+    .await;
+    assert_eq!(code, 0);
+    assert_eq!((report.steps[0].completed, report.steps[0].errors), (50, 0), "{:?}", report.steps[0].requests);
+    assert_eq!(server.served.load(std::sync::atomic::Ordering::Relaxed), 50);
+}
