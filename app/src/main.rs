@@ -22,11 +22,6 @@ async fn main() -> anyhow::Result<()> {
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM.
 async fn shutdown_signal() {
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("installing a SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = terminate.recv() => {}
-    }
+    loadlab_telemetry::shutdown_signal().await;
     tracing::info!("shutdown requested; draining");
 }

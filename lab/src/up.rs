@@ -94,12 +94,12 @@ pub async fn up(options: UpOptions) -> anyhow::Result<()> {
     );
     println!("Press Ctrl-C to stop and remove everything.");
 
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut check = tokio::time::interval(Duration::from_secs(1));
+    let signal = loadlab_telemetry::shutdown_signal();
+    tokio::pin!(signal);
     loop {
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => break,
-            _ = terminate.recv() => break,
+            _ = &mut signal => break,
             _ = check.tick() => {
                 if let Some(status) = api.child.try_wait()? {
                     bail!("device-api exited unexpectedly ({status}); log: {}", log_path.display());

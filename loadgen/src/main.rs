@@ -22,12 +22,7 @@ async fn main() -> ExitCode {
     let stop = CancellationToken::new();
     let on_signal = stop.clone();
     tokio::spawn(async move {
-        let mut terminate =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = terminate.recv() => {}
-        }
+        loadlab_telemetry::shutdown_signal().await;
         eprintln!("loadgen: stopping; the report will be marked interrupted");
         on_signal.cancel();
     });
@@ -118,7 +113,7 @@ async fn run_chat(args: loadgen::cli::ChatArgs) -> ExitCode {
     let stop = CancellationToken::new();
     let on_signal = stop.clone();
     tokio::spawn(async move {
-        let _ = tokio::signal::ctrl_c().await;
+        loadlab_telemetry::shutdown_signal().await;
         on_signal.cancel();
     });
     let report = match run(&target, &plan, &stop).await {
