@@ -20,6 +20,7 @@ pub const CHAT_MESSAGES: &str = "grpc_stress_chat_messages_total";
 pub const CHAT_DELIVERIES: &str = "grpc_stress_chat_deliveries_total";
 pub const CHAT_LAGGED: &str = "grpc_stress_chat_lagged_messages_total";
 pub const LIVE_HEAP: &str = "grpc_stress_live_heap_bytes";
+pub const HEAP_CEILING: &str = "grpc_stress_heap_ceiling_bytes";
 
 const LATENCY: &[f64] = &[
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
@@ -46,6 +47,7 @@ pub fn describe() {
     describe_counter!(CHAT_DELIVERIES, "Chat messages handed to subscribers");
     describe_counter!(CHAT_LAGGED, "Chat messages a slow subscriber missed");
     describe_gauge!(LIVE_HEAP, Unit::Bytes, "Bytes allocated and not freed (counting allocator)");
+    describe_gauge!(HEAP_CEILING, Unit::Bytes, "The --max-heap this process stops at (absent without one)");
 }
 
 /// Times one RPC and records its outcome when finished, or `CANCELLED` when dropped

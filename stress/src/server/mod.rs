@@ -101,6 +101,9 @@ pub async fn run(
 ) -> Result<(), ServerError> {
     let recorder = loadlab_telemetry::MetricsRecorder::install("grpc-stress", &metrics::histograms())?;
     metrics::describe();
+    if let Some(ceiling) = options.process.max_heap {
+        ::metrics::gauge!(metrics::HEAP_CEILING).set(ceiling as f64);
+    }
     if let Some(address) = options.metrics_listen {
         let metrics_listener =
             TcpListener::bind(address).await.map_err(|source| ServerError::MetricsListen { address, source })?;
