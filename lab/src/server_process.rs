@@ -1,6 +1,7 @@
-//! A private instance of an HTTP server program (Pushgateway now; Prometheus and the
-//! exporters next): its own temporary directory, a free loopback port, its output in
-//! a log file there, ready when an HTTP path answers 200, killed and reaped on drop.
+//! A private instance of an HTTP server program (Prometheus, Pushgateway, node
+//! exporter, postgres exporter): its own temporary directory, a free loopback port,
+//! its output in a log file there, ready when an HTTP path answers 200, killed and
+//! reaped on drop.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -29,6 +30,11 @@ pub struct ServerSpec<'a> {
     pub args: &'a [&'a str],
     /// A path that answers 200 once the server is ready.
     pub ready_path: &'a str,
+    /// Environment variables for the server.
+    pub env: &'a [(&'a str, &'a str)],
+    /// Files written into its directory before it starts (name, contents); `{address}`
+    /// in the contents is replaced.
+    pub files: &'a [(&'a str, &'a str)],
 }
 
 pub struct ServerProcess {
@@ -60,6 +66,10 @@ impl ServerProcess {
         let log =
             std::fs::File::create(&log_path).map_err(|source| ServerError::Io { doing: "creating the log", source })?;
         let log_err = log.try_clone().map_err(|source| ServerError::Io { doing: "creating the log", source })?;
+        for (name, contents) in spec.files {
+            std::fs::write(dir.path().join(name), contents.replace("{address}", &address.to_string()))
+                .map_err(|source| ServerError::Io { doing: "writing a configuration file", source })?;
+        }
         let args: Vec<String> = spec
             .args
             .iter()
@@ -69,6 +79,7 @@ impl ServerProcess {
             .collect();
         let child = Command::new(&binary)
             .args(&args)
+            .envs(spec.env.iter().copied())
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log_err)
@@ -125,6 +136,51 @@ pub fn pushgateway() -> Result<ServerProcess, ServerError> {
         package: "prometheus-pushgateway",
         args: &["--web.listen-address={address}"],
         ready_path: "/-/ready",
+        env: &[],
+        files: &[],
+    })
+}
+
+/// A private Prometheus with `config` as its prometheus.yml (rule files given by
+/// absolute path), data in its own directory.
+pub fn prometheus(config: &str) -> Result<ServerProcess, ServerError> {
+    ServerProcess::start(&ServerSpec {
+        program: "prometheus",
+        package: "prometheus",
+        args: &[
+            "--config.file={dir}/prometheus.yml",
+            "--storage.tsdb.path={dir}/data",
+            "--web.listen-address={address}",
+            "--web.enable-lifecycle",
+        ],
+        ready_path: "/-/ready",
+        env: &[],
+        files: &[("prometheus.yml", config)],
+    })
+}
+
+/// A private node exporter (Debian package prometheus-node-exporter).
+pub fn node_exporter() -> Result<ServerProcess, ServerError> {
+    ServerProcess::start(&ServerSpec {
+        program: "prometheus-node-exporter",
+        package: "prometheus-node-exporter",
+        args: &["--web.listen-address={address}", "--collector.processes"],
+        ready_path: "/metrics",
+        env: &[],
+        files: &[],
+    })
+}
+
+/// A private postgres exporter for the database at `dsn` (Debian package
+/// prometheus-postgres-exporter).
+pub fn postgres_exporter(dsn: &str) -> Result<ServerProcess, ServerError> {
+    ServerProcess::start(&ServerSpec {
+        program: "prometheus-postgres-exporter",
+        package: "prometheus-postgres-exporter",
+        args: &["--web.listen-address={address}"],
+        ready_path: "/metrics",
+        env: &[("DATA_SOURCE_NAME", dsn)],
+        files: &[],
     })
 }
 

@@ -1,0 +1,225 @@
+//! The rule files against real data. A private PostgreSQL with postgres exporter, a
+//! node exporter, device-api, a grpc-stress server, a Pushgateway and loadgen, all
+//! real processes, are scraped every second by a private Prometheus that loads
+//! `monitoring/prometheus/rules/` as the deployments do. Under a short real load,
+//! every recording rule must return series, every rule must evaluate without error,
+//! and every exporter metric an alert names must exist (so the alerts watch metrics
+//! that are really there).
+//!
+//! The programs come from the workspace build (`cargo test --workspace` builds every
+//! binary before running any test).
+
+use std::io::{Read, Write};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use loadlab::ports::free_loopback_port;
+use loadlab::server_process::{self, http_get_status};
+
+struct Process(Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn binary(name: &str) -> PathBuf {
+    let dir = std::env::current_exe().unwrap().parent().unwrap().parent().unwrap().to_path_buf();
+    let path = dir.join(name);
+    assert!(path.is_file(), "{} missing: build the workspace first (cargo build --workspace)", path.display());
+    path
+}
+
+fn spawn(name: &str, args: &[&str]) -> Process {
+    Process(Command::new(binary(name)).args(args).env("RUST_LOG", "warn").stdout(Stdio::null()).spawn().unwrap())
+}
+
+fn wait_ready(address: SocketAddr, path: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while http_get_status(address, path) != Some(200) {
+        assert!(Instant::now() < deadline, "{address}{path} never answered 200");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn encode(text: &str) -> String {
+    text.bytes()
+        .map(|byte| match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (byte as char).to_string(),
+            _ => format!("%{byte:02X}"),
+        })
+        .collect()
+}
+
+/// `GET path` on `address`, the body as JSON.
+fn get_json(address: SocketAddr, path: &str) -> serde_json::Value {
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    stream.write_all(format!("GET {path} HTTP/1.0\r\nHost: {address}\r\n\r\n").as_bytes()).unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let body = response.split_once("\r\n\r\n").map_or("", |(_, body)| body);
+    serde_json::from_str(body).unwrap_or_else(|error| panic!("{path}: {error}: {body}"))
+}
+
+fn query(prometheus: SocketAddr, promql: &str) -> Vec<serde_json::Value> {
+    let answer = get_json(prometheus, &format!("/api/v1/query?query={}", encode(promql)));
+    assert_eq!(answer["status"], "success", "{promql}: {answer}");
+    answer["data"]["result"].as_array().cloned().unwrap_or_default()
+}
+
+fn rule_files() -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../monitoring/prometheus/rules").canonicalize().unwrap();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir).unwrap().map(|entry| entry.unwrap().path()).collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn every_rule_evaluates_against_real_data() {
+    let postgres = loadlab::PostgresInstance::start_with(loadlab::postgres::PostgresOptions {
+        settings: vec![("fsync".into(), "off".into())],
+        port: None,
+    })
+    .unwrap();
+    postgres.create_database("device_api").unwrap();
+    let dsn = format!("postgresql://postgres@127.0.0.1:{}/device_api?sslmode=disable", postgres.port());
+    let postgres_exporter = server_process::postgres_exporter(&dsn).unwrap();
+    let node_exporter = server_process::node_exporter().unwrap();
+    let pushgateway = server_process::pushgateway().unwrap();
+
+    let [api, grpc, grpc_metrics, loadgen_metrics] = [(); 4].map(|()| free_loopback_port().unwrap());
+    let at = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
+    let _api = spawn("device-api", &["--listen", &at(api).to_string(), "--database-url", &postgres.url("device_api")]);
+    let _grpc = spawn(
+        "grpc-stress",
+        &[
+            "server",
+            "--listen",
+            &at(grpc).to_string(),
+            "--metrics-listen",
+            &at(grpc_metrics).to_string(),
+            "--max-heap",
+            "400MiB",
+        ],
+    );
+    wait_ready(at(api), "/ready");
+    wait_ready(at(grpc_metrics), "/metrics");
+
+    let rules: Vec<String> = rule_files().iter().map(|path| format!("  - {}", path.display())).collect();
+    let target = |job: &str, address: String, extra: &str| {
+        format!("  - job_name: {job}\n    {extra}static_configs:\n      - targets: ['{address}']\n")
+    };
+    let config = format!(
+        "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n{}\nscrape_configs:\n{}{}{}{}{}{}{}",
+        rules.join("\n"),
+        target("prometheus", "{address}".into(), ""),
+        target("device-api", at(api).to_string(), ""),
+        target("grpc-stress", at(grpc_metrics).to_string(), ""),
+        target("loadgen", at(loadgen_metrics).to_string(), ""),
+        target("node", node_exporter.address().to_string(), ""),
+        target("postgres", postgres_exporter.address().to_string(), ""),
+        target("pushgateway", pushgateway.address().to_string(), "honor_labels: true\n    "),
+    );
+    let prometheus = server_process::prometheus(&config).unwrap();
+    let prometheus_at = prometheus.address();
+
+    // A short real load on both services.
+    let mut loadgen = spawn(
+        "loadgen",
+        &[
+            "run",
+            "--target",
+            &format!("http://{}", at(api)),
+            "--devices",
+            "20",
+            "--rate",
+            "100",
+            "--duration",
+            "25s",
+            "--listen",
+            &at(loadgen_metrics).to_string(),
+            "--pushgateway",
+            &pushgateway.url(),
+            "--push-interval",
+            "2s",
+        ],
+    );
+    let _client = spawn(
+        "grpc-stress",
+        &[
+            "client",
+            "--target",
+            &format!("http://{}", at(grpc)),
+            "--repeat",
+            "--duration",
+            "25s",
+            "--num-calls",
+            "20",
+            "--non-streaming",
+            "--bidi-streaming",
+            "3",
+        ],
+    );
+
+    // Every target up, while the load runs.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let up = query(prometheus_at, "up");
+        let down: Vec<_> = up
+            .iter()
+            .filter(|series| series["value"][1] != "1")
+            .map(|series| series["metric"]["job"].clone())
+            .collect();
+        if up.len() == 7 && down.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "targets not all up: {} of 7 scraped, down {down:?}", up.len());
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    std::thread::sleep(Duration::from_secs(12));
+
+    // Every recording rule returns series.
+    let mut empty = Vec::new();
+    for file in rule_files() {
+        let text = std::fs::read_to_string(&file).unwrap();
+        for record in text.lines().filter_map(|line| line.trim().strip_prefix("- record: ")) {
+            if query(prometheus_at, record).is_empty() {
+                empty.push(record.to_string());
+            }
+        }
+    }
+    assert!(empty.is_empty(), "recording rules without data: {empty:?}");
+
+    // Every rule evaluates without error.
+    let rules = get_json(prometheus_at, "/api/v1/rules");
+    let mut unhealthy = Vec::new();
+    for group in rules["data"]["groups"].as_array().unwrap() {
+        for rule in group["rules"].as_array().unwrap() {
+            if rule["health"] != "ok" {
+                unhealthy.push(format!("{}: {} {}", rule["name"], rule["health"], rule["lastError"]));
+            }
+        }
+    }
+    assert!(unhealthy.is_empty(), "{unhealthy:?}");
+
+    // The exporter metrics the alerts read are really there.
+    for metric in [
+        "pg_stat_bgwriter_checkpoints_req_total",
+        "pg_stat_bgwriter_checkpoints_timed_total",
+        "pg_settings_max_connections",
+        "pg_stat_activity_count",
+        "push_time_seconds{job=\"loadgen\"}",
+        "grpc_stress_heap_ceiling_bytes",
+        "grpc_stress_live_heap_bytes",
+        "node_pressure_cpu_waiting_seconds_total",
+        "node_filefd_allocated",
+    ] {
+        assert!(!query(prometheus_at, metric).is_empty(), "{metric} is not exported");
+    }
+    let status = loadgen.0.wait().unwrap();
+    assert!(status.success(), "loadgen: {status}");
+}
