@@ -1,10 +1,10 @@
-//! The rule files against real data. A private PostgreSQL with postgres exporter, a
+//! The rule files and the dashboards against real data. A private PostgreSQL with postgres exporter, a
 //! node exporter, device-api, a grpc-stress server, a Pushgateway and loadgen, all
 //! real processes, are scraped every second by a private Prometheus that loads
 //! `monitoring/prometheus/rules/` as the deployments do. Under a short real load,
 //! every recording rule must return series, every rule must evaluate without error,
-//! and every exporter metric an alert names must exist (so the alerts watch metrics
-//! that are really there).
+//! every exporter metric an alert names must exist (so the alerts watch metrics that
+//! are really there), and every panel query of every dashboard must return series.
 //!
 //! The programs come from the workspace build (`cargo test --workspace` builds every
 //! binary before running any test).
@@ -128,22 +128,29 @@ fn every_rule_evaluates_against_real_data() {
     let prometheus_at = prometheus.address();
 
     // A short real load on both services.
+    // A breakpoint search (50 → 400 requests/s in 4 s steps), so the breaking point
+    // gauge exists and reaches the Pushgateway.
+    let target_url = format!("http://{}", at(api));
+    let listen = at(loadgen_metrics).to_string();
+    let pushgateway_url = pushgateway.url();
     let mut loadgen = spawn(
         "loadgen",
         &[
-            "run",
+            "breakpoint",
             "--target",
-            &format!("http://{}", at(api)),
+            &target_url,
             "--devices",
             "20",
-            "--rate",
-            "100",
-            "--duration",
-            "25s",
+            "--start-rate",
+            "50",
+            "--step-duration",
+            "4s",
+            "--max-rate",
+            "400",
             "--listen",
-            &at(loadgen_metrics).to_string(),
+            &listen,
             "--pushgateway",
-            &pushgateway.url(),
+            &pushgateway_url,
             "--push-interval",
             "2s",
         ],
@@ -222,4 +229,22 @@ fn every_rule_evaluates_against_real_data() {
     }
     let status = loadgen.0.wait().unwrap();
     assert!(status.success(), "loadgen: {status}");
+    std::thread::sleep(Duration::from_secs(3)); // the final push, scraped
+
+    // Every panel query of every dashboard returns series ($__rate_interval as 1m).
+    let dashboards = Path::new(env!("CARGO_MANIFEST_DIR")).join("../monitoring/grafana/dashboards");
+    let mut failures = Vec::new();
+    for entry in std::fs::read_dir(dashboards).unwrap() {
+        let path = entry.unwrap().path();
+        let board: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        for panel in board["panels"].as_array().unwrap() {
+            for target in panel["targets"].as_array().into_iter().flatten() {
+                let expr = target["expr"].as_str().unwrap().replace("$__rate_interval", "1m");
+                if query(prometheus_at, &expr).is_empty() {
+                    failures.push(format!("{} / {}: {expr}", board["title"], panel["title"]));
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "panel queries without data:\n{}", failures.join("\n"));
 }

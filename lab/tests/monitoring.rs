@@ -1,8 +1,10 @@
-//! The Prometheus rule files in `monitoring/`, as both deployments use them: every
+//! The files in `monitoring/`, as both deployments use them. Prometheus rules: every
 //! file passes `promtool check rules`, and every alert's unit tests pass
 //! `promtool test rules` (each alert fires when it should and stays quiet when it
-//! should not). promtool comes with Debian's `prometheus` package, which
-//! scripts/install-deps installs.
+//! should not); promtool comes with Debian's `prometheus` package, which
+//! scripts/install-deps installs. Grafana dashboards: the committed JSON is what the
+//! generator writes, and every panel has a title, a unit and the datasource variable.
+//! (`live_monitoring.rs` runs every query against real data.)
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -75,4 +77,61 @@ fn every_alert_has_for_severity_summary_and_description() {
             assert!(block.contains(field), "alert {name} lacks {field}");
         }
     }
+}
+
+fn grafana() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../monitoring/grafana")
+}
+
+#[test]
+fn dashboards_are_what_the_generator_writes() {
+    let fresh = tempfile::tempdir().unwrap();
+    let output = Command::new("python3")
+        .arg(grafana().join("generate.py"))
+        .arg(fresh.path())
+        .output()
+        .expect("python3 runs the dashboard generator");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let committed = grafana().join("dashboards");
+    let names = |dir: &Path| {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(names(fresh.path()), names(&committed));
+    for name in names(&committed) {
+        let generated = std::fs::read_to_string(fresh.path().join(&name)).unwrap();
+        let kept = std::fs::read_to_string(committed.join(&name)).unwrap();
+        assert!(
+            generated == kept,
+            "{name} differs from generate.py's output: run python3 monitoring/grafana/generate.py"
+        );
+    }
+}
+
+#[test]
+fn every_panel_has_a_title_a_unit_and_the_datasource_variable() {
+    let dir = grafana().join("dashboards");
+    let mut dashboards = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let board: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        dashboards += 1;
+        let variables = board["templating"]["list"].as_array().unwrap();
+        assert!(variables.iter().any(|v| v["name"] == "datasource" && v["type"] == "datasource"), "{}", path.display());
+        for panel in board["panels"].as_array().unwrap().iter().filter(|panel| panel["type"] != "row") {
+            let title = panel["title"].as_str().unwrap_or_default();
+            assert!(!title.is_empty(), "{}: a panel without a title", path.display());
+            assert!(
+                panel["fieldConfig"]["defaults"]["unit"].as_str().is_some_and(|unit| !unit.is_empty()),
+                "{title}: no unit"
+            );
+            assert_eq!(panel["datasource"]["uid"], "${datasource}", "{title}: a hard-coded datasource");
+            assert!(!panel["targets"].as_array().unwrap().is_empty(), "{title}: no query");
+        }
+    }
+    assert_eq!(dashboards, 6, "overview, device-api, database, hosts, grpc-stress, loadgen");
 }

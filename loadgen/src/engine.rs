@@ -171,6 +171,8 @@ impl Engine {
         }
 
         let mut handles: HashMap<(&'static str, Outcome), (metrics::Counter, metrics::Histogram)> = HashMap::new();
+        // Registered at zero, so "nothing dropped" is a series, not a gap.
+        metrics::counter!(names::DROPPED, "scenario" => scenario_name, "segment" => segment_label.clone()).increment(0);
         let mut arrivals = schedule.arrivals(self.segment).peekable();
         let mut next_second = start + Duration::from_secs(1);
         let mut interrupted = false;

@@ -101,6 +101,8 @@ pub async fn run(
 ) -> Result<(), ServerError> {
     let recorder = loadlab_telemetry::MetricsRecorder::install("grpc-stress", &metrics::histograms())?;
     metrics::describe();
+    // Registered at zero, so "nothing shed" is a series, not a gap.
+    ::metrics::counter!(metrics::RPCS_SHED).increment(0);
     if let Some(ceiling) = options.process.max_heap {
         ::metrics::gauge!(metrics::HEAP_CEILING).set(ceiling as f64);
     }
