@@ -34,10 +34,13 @@ fn starts_answers_restarts_and_cleans_up() {
     let data_directory = psql(&instance, "SHOW data_directory");
     assert!(data_directory.starts_with(dir.to_str().unwrap()), "{data_directory} is inside {}", dir.display());
 
-    // Runs as the postgres user when we are root (PostgreSQL refuses root).
-    let pid: i32 = psql(&instance, "SELECT pg_backend_pid()").parse().unwrap();
-    let owner =
-        std::fs::metadata(format!("/proc/{pid}")).map(|meta| std::os::unix::fs::MetadataExt::uid(&meta)).unwrap();
+    // Runs as the postgres user when we are root (PostgreSQL refuses root). Checked
+    // on the postmaster: a psql session's backend may be gone before we look.
+    let first_postmaster: i32 =
+        std::fs::read_to_string(dir.join("data/postmaster.pid")).unwrap().lines().next().unwrap().parse().unwrap();
+    let owner = std::fs::metadata(format!("/proc/{first_postmaster}"))
+        .map(|meta| std::os::unix::fs::MetadataExt::uid(&meta))
+        .unwrap();
     if nix::unistd::Uid::effective().is_root() {
         let postgres_user = nix::unistd::User::from_name("postgres").unwrap().unwrap();
         assert_eq!(owner, postgres_user.uid.as_raw());
