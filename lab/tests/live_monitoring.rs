@@ -127,34 +127,23 @@ fn every_rule_evaluates_against_real_data() {
     let prometheus = server_process::prometheus(&config).unwrap();
     let prometheus_at = prometheus.address();
 
-    // A short real load on both services.
-    // A breakpoint search (50 → 400 requests/s in 4 s steps), so the breaking point
+    // A short real load on both services: a breakpoint search (50 → 400 requests/s in 4 s steps), so the breaking point
     // gauge exists and reaches the Pushgateway.
     let target_url = format!("http://{}", at(api));
     let listen = at(loadgen_metrics).to_string();
     let pushgateway_url = pushgateway.url();
-    let mut loadgen = spawn(
-        "loadgen",
-        &[
-            "breakpoint",
-            "--target",
-            &target_url,
-            "--devices",
-            "20",
-            "--start-rate",
-            "50",
-            "--step-duration",
-            "4s",
-            "--max-rate",
-            "400",
-            "--listen",
-            &listen,
-            "--pushgateway",
-            &pushgateway_url,
-            "--push-interval",
-            "2s",
-        ],
-    );
+    let prometheus_url = prometheus.url();
+    let signals = Path::new(env!("CARGO_MANIFEST_DIR")).join("../monitoring/bottlenecks.toml");
+    let out = tempfile::tempdir().unwrap();
+    let out_dir = out.path().to_str().unwrap().to_string();
+    let signals_path = signals.to_str().unwrap().to_string();
+    #[rustfmt::skip]
+    let loadgen_args = [
+        "breakpoint", "--target", &target_url, "--devices", "20", "--start-rate", "50", "--step-duration", "4s",
+        "--max-rate", "400", "--listen", &listen, "--pushgateway", &pushgateway_url, "--push-interval", "2s",
+        "--prometheus", &prometheus_url, "--bottlenecks", &signals_path, "--out", &out_dir,
+    ];
+    let mut loadgen = spawn("loadgen", &loadgen_args);
     let _client = spawn(
         "grpc-stress",
         &[
@@ -229,6 +218,21 @@ fn every_rule_evaluates_against_real_data() {
     }
     let status = loadgen.0.wait().unwrap();
     assert!(status.success(), "loadgen: {status}");
+
+    // Bottleneck analysis read every signal from this Prometheus.
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.path().join("summary.json")).unwrap()).unwrap();
+    let analysis = &summary["bottlenecks"];
+    assert!(analysis["verdict"].as_str().is_some_and(|verdict| !verdict.is_empty()), "{analysis}");
+    let ranking = analysis["ranking"].as_array().unwrap();
+    let listed = std::fs::read_to_string(&signals).unwrap().matches("[[signal]]").count();
+    assert_eq!(ranking.len(), listed);
+    let unread: Vec<_> = ranking
+        .iter()
+        .filter(|reading| reading["saturation"].is_null())
+        .map(|reading| reading["resource"].clone())
+        .collect();
+    assert!(unread.is_empty(), "signals without a figure: {unread:?}\n{analysis}");
     std::thread::sleep(Duration::from_secs(3)); // the final push, scraped
 
     // Every panel query of every dashboard returns series ($__rate_interval as 1m).

@@ -316,6 +316,15 @@ pub struct BreakpointArgs {
     /// SLO: most dropped requests, percent.
     #[arg(long, default_value_t = 1.0)]
     pub slo_dropped_percent: f64,
+
+    /// Prometheus base URL: after the search, name the bottleneck by reading every
+    /// signal of --bottlenecks over the last held and the first broken step.
+    #[arg(long, env = "LOADGEN_PROMETHEUS")]
+    pub prometheus: Option<String>,
+
+    /// The saturation signals (TOML; see monitoring/bottlenecks.toml).
+    #[arg(long, env = "LOADGEN_BOTTLENECKS", default_value = "monitoring/bottlenecks.toml")]
+    pub bottlenecks: PathBuf,
 }
 
 fn parse_range(text: &str) -> Result<(Duration, Duration), String> {
@@ -409,6 +418,9 @@ impl Command {
             Command::Breakpoint(args) => {
                 let growth = args.step_increment.map_or(Growth::Factor(args.step_factor), Growth::Increment);
                 let plan = BreakpointPlan {
+                    analysis: args
+                        .prometheus
+                        .map(|prometheus| crate::profile::AnalysisSource { prometheus, signals: args.bottlenecks }),
                     start_rate: args.start_rate,
                     growth,
                     step_duration: args.step_duration,

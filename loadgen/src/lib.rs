@@ -1,4 +1,5 @@
 //! loadgen: loadlab's load generator.
+pub mod bottleneck;
 pub mod chat;
 pub mod cli;
 pub mod engine;

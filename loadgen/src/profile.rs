@@ -38,6 +38,16 @@ pub struct BreakpointPlan {
     /// Stop bisecting when (broken − held) / held is at most this.
     pub resolution: f64,
     pub slo: Slo,
+    /// Where to ask which resource saturated, afterwards.
+    #[serde(default)]
+    pub analysis: Option<AnalysisSource>,
+}
+
+/// A Prometheus and the signals file for bottleneck analysis.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct AnalysisSource {
+    pub prometheus: String,
+    pub signals: std::path::PathBuf,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -76,6 +86,8 @@ pub struct Step {
     pub outcome: StepOutcome,
     pub held: Option<bool>,
     pub broken: Vec<String>,
+    /// Wall-clock end, for asking Prometheus about this step afterwards.
+    pub ended_at: std::time::SystemTime,
 }
 
 impl Step {
@@ -115,7 +127,8 @@ pub async fn run(
         metrics::gauge!(names::STEP).set(steps.len() as f64);
         let outcome = engine.run(&load, &label, run_start, stop, on_second).await;
         let interrupted = outcome.interrupted;
-        steps.push(Step { label, offered_rate, duration, outcome, held: None, broken: Vec::new() });
+        let ended_at = std::time::SystemTime::now();
+        steps.push(Step { label, offered_rate, duration, outcome, held: None, broken: Vec::new(), ended_at });
         interrupted
     };
     match profile {
@@ -179,8 +192,16 @@ async fn breakpoint(
         let schedule = Schedule::constant(rate, plan.step_duration);
         let outcome = engine.run(&Load::Open(&schedule), &label, run_start, stop, on_second).await;
         interrupted = outcome.interrupted;
-        let mut step =
-            Step { label, offered_rate: rate, duration: plan.step_duration, outcome, held: None, broken: Vec::new() };
+        let ended_at = std::time::SystemTime::now();
+        let mut step = Step {
+            label,
+            offered_rate: rate,
+            duration: plan.step_duration,
+            outcome,
+            held: None,
+            broken: Vec::new(),
+            ended_at,
+        };
         // This instance's share of the rate is what it can be held to.
         step.broken = check(&plan.slo, &step.outcome.stats, rate * share, step.achieved_rate());
         step.held = Some(step.broken.is_empty());

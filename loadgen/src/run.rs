@@ -28,6 +28,8 @@ pub enum RunError {
     Method(String),
     #[error(transparent)]
     Devices(#[from] crate::scenario::DevicesError),
+    #[error(transparent)]
+    Bottlenecks(#[from] crate::bottleneck::BottleneckError),
     #[error("--command-every/--measurement-every (routines) need --scenario devices")]
     RoutinesNeedDevices,
     #[error("grpc target: {0}")]
@@ -72,6 +74,12 @@ pub async fn execute(
     if matches!(profile, Profile::Routines { .. }) && common.scenario != ScenarioKind::Devices {
         return Err(RunError::RoutinesNeedDevices);
     }
+    // Read the signals now, so a bad file fails before the run, not after it.
+    let analysis_source = match &profile {
+        Profile::Breakpoint(plan) => plan.analysis.clone(),
+        _ => None,
+    };
+    let signals = analysis_source.as_ref().map(|source| crate::bottleneck::load(&source.signals)).transpose()?;
     let client = HttpClient::new(common.timeout, common.h2c);
     let scenario = match common.scenario {
         ScenarioKind::Http => Scenario::Http(HttpScenario {
@@ -116,6 +124,26 @@ pub async fn execute(
     };
     let started_at = chrono::Utc::now().to_rfc3339();
     let outcome = profile::run(&engine, &profile, &stop, &on_second).await;
+    let bottlenecks = match (&analysis_source, &signals, &outcome.breaking_point) {
+        (Some(source), Some(signals), Some(point)) => {
+            let window_of = |rate: Option<f64>| {
+                let step = outcome.steps.iter().find(|step| Some(step.offered_rate) == rate)?;
+                Some(crate::bottleneck::Window { end: step.ended_at, length: step.duration })
+            };
+            // Let Prometheus scrape the last seconds before asking.
+            tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+            let analysis = crate::bottleneck::analyse(
+                &source.prometheus,
+                signals,
+                window_of(point.rate),
+                window_of(point.broken_rate),
+            )
+            .await;
+            eprintln!("loadgen: bottleneck: {}", analysis.verdict);
+            Some(analysis)
+        }
+        _ => None,
+    };
     pushing.cancel();
     if let Some(periodic) = periodic {
         let _ = periodic.await;
@@ -168,6 +196,7 @@ pub async fn execute(
         verdict,
         run_id,
         pushed_to: pushed,
+        bottlenecks,
     };
     if let Some(dir) = &common.out {
         let seconds = seconds.lock().unwrap_or_else(|poisoned| poisoned.into_inner());

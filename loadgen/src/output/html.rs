@@ -168,6 +168,25 @@ pub fn render(report: &Report, seconds: &[SecondRow]) -> String {
         ],
     );
     let steps_svg = if report.steps.len() > 1 { steps_chart(report) } else { String::new() };
+    let bottlenecks = report.bottlenecks.as_ref().map_or(String::new(), |analysis| {
+        let figure = |value: Option<f64>| value.map_or("–".to_string(), |value| format!("{value:.4}"));
+        let percent = |value: Option<f64>| value.map_or("–".to_string(), |value| format!("{:.0}%", value * 100.0));
+        let rows: String = analysis
+            .ranking
+            .iter()
+            .map(|r| {
+                format!(
+                    "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td></tr>",
+                    escape(&r.resource), escape(&r.reading), figure(r.held), figure(r.broke), r.limit,
+                    percent(r.saturation), percent(r.growth), escape(&r.query)
+                )
+            })
+            .collect();
+        format!(
+            "<h2>Bottleneck</h2><p class=headline>{}</p><table><tr><th>resource</th><th>reading</th><th>held</th><th>broke</th><th>limit</th><th>saturation</th><th>growth</th><th>PromQL</th></tr>{rows}</table>",
+            escape(&analysis.verdict)
+        )
+    });
 
     let mut step_rows = String::new();
     let mut request_tables = String::new();
@@ -214,6 +233,7 @@ td.held{{color:#2c7a2c}} td.broke{{color:#b22;text-align:left}} svg{{display:blo
 </style></head><body>
 <h1>loadgen report</h1>
 <p class=headline>{headline}</p>
+{bottlenecks}
 <p class=meta>scenario <b>{scenario}</b> · target {target} · segment {segment} · seed {seed} · started {started} · verdict <b>{verdict}</b>{interrupted}</p>
 {steps_svg}
 {rates}

@@ -88,6 +88,9 @@ pub struct Report {
     pub run_id: String,
     /// Where the final push went, when it succeeded.
     pub pushed_to: Option<String>,
+    /// Which resource saturated (breakpoint runs with --prometheus).
+    #[serde(default)]
+    pub bottlenecks: Option<crate::bottleneck::Analysis>,
 }
 
 pub fn step_report(step: &crate::profile::Step) -> StepReport {

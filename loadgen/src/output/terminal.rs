@@ -65,6 +65,17 @@ pub fn summary(report: &Report) -> String {
             threshold.broken.as_deref().map_or("held".to_string(), |detail| format!("BROKEN ({detail})"))
         ));
     }
+    if let Some(analysis) = &report.bottlenecks {
+        text.push_str(&format!("bottleneck: {}\n", analysis.verdict));
+        for reading in analysis.ranking.iter().take(3) {
+            text.push_str(&format!(
+                "  {:<28} saturation {:>6}  growth {:>6}\n",
+                reading.resource,
+                reading.saturation.map_or("–".into(), |s| format!("{:.0}%", s * 100.0)),
+                reading.growth.map_or("–".into(), |g| format!("{:+.0}%", g * 100.0)),
+            ));
+        }
+    }
     text.push_str(&format!("verdict: {}\n", report.verdict));
     text
 }

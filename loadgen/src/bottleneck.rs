@@ -1,0 +1,249 @@
+//! Bottleneck analysis: after a breakpoint search, ask Prometheus which resource
+//! saturated. The signals are data (`monitoring/bottlenecks.toml`): each is read over
+//! the last step that held and over the first that broke (each over its own step's
+//! window), scored against its limit, and the resources ranked by saturation at the
+//! broken step plus its growth from the held one. When the generator's own signal
+//! ranks first the verdict says so, instead of blaming the server.
+
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use http_body_util::Full;
+use hyper::Request;
+use hyper::body::Bytes;
+use serde::{Deserialize, Serialize};
+
+use crate::scenario::HttpClient;
+use crate::stats::Outcome;
+
+/// One saturation signal, as listed in the signals file.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct Signal {
+    pub resource: String,
+    pub kind: String,
+    pub query: String,
+    pub limit: f64,
+    pub reading: String,
+    #[serde(default)]
+    pub generator: bool,
+}
+
+#[derive(Deserialize)]
+struct SignalFile {
+    signal: Vec<Signal>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BottleneckError {
+    #[error("reading {path}: {detail}")]
+    File { path: String, detail: String },
+}
+
+/// Reads and checks a signals file.
+pub fn load(path: &Path) -> Result<Vec<Signal>, BottleneckError> {
+    let failed = |detail: String| BottleneckError::File { path: path.display().to_string(), detail };
+    let text = std::fs::read_to_string(path).map_err(|error| failed(error.to_string()))?;
+    let file: SignalFile = toml::from_str(&text).map_err(|error| failed(error.to_string()))?;
+    // Also refuses NaN, which a plain `limit <= 0.0` would let through.
+    if let Some(bad) = file.signal.iter().find(|signal| !signal.limit.is_finite() || signal.limit <= 0.0) {
+        return Err(failed(format!("signal `{}`: limit must be a positive number", bad.resource)));
+    }
+    Ok(file.signal)
+}
+
+/// A signal's figures at the two steps.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Reading {
+    pub resource: String,
+    pub kind: String,
+    pub reading: String,
+    pub query: String,
+    pub limit: f64,
+    pub generator: bool,
+    /// Over the last step that held.
+    pub held: Option<f64>,
+    /// Over the first step that broke.
+    pub broke: Option<f64>,
+    /// `broke` (or `held` when nothing broke) as a share of the limit.
+    pub saturation: Option<f64>,
+    /// Growth from held to broke, as a share of the limit.
+    pub growth: Option<f64>,
+    /// Why there is no figure, when there is none.
+    pub error: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Analysis {
+    pub verdict: String,
+    /// Most saturated first.
+    pub ranking: Vec<Reading>,
+}
+
+/// A step's window: it ended at `end` and lasted `length`.
+#[derive(Clone, Copy, Debug)]
+pub struct Window {
+    pub end: SystemTime,
+    pub length: Duration,
+}
+
+/// Scores and ranks `readings`, most saturated first; unreadable signals last.
+pub fn rank(mut readings: Vec<Reading>) -> Vec<Reading> {
+    for reading in &mut readings {
+        let at = reading.broke.or(reading.held);
+        reading.saturation = at.map(|value| value / reading.limit);
+        reading.growth = match (reading.held, reading.broke) {
+            (Some(held), Some(broke)) => Some((broke - held) / reading.limit),
+            _ => None,
+        };
+    }
+    let key = |reading: &Reading| reading.saturation.map(|s| s + reading.growth.unwrap_or(0.0).max(0.0));
+    readings.sort_by(|a, b| match (key(a), key(b)) {
+        (Some(a), Some(b)) => b.total_cmp(&a),
+        (Some(_), None) => std::cmp::Ordering::Less,
+        (None, Some(_)) => std::cmp::Ordering::Greater,
+        (None, None) => std::cmp::Ordering::Equal,
+    });
+    readings
+}
+
+/// One sentence naming the bottleneck, from a ranking.
+pub fn verdict(ranking: &[Reading]) -> String {
+    let Some(top) = ranking.first().filter(|top| top.saturation.is_some_and(|s| s >= 0.5)) else {
+        return "no listed signal reached half its limit: the bottleneck is not among the signals".into();
+    };
+    let figure = |value: Option<f64>| value.map_or("–".to_string(), |value| format!("{value:.3}"));
+    let detail = format!(
+        "{} went from {} to {} (limit {})",
+        top.reading,
+        figure(top.held),
+        figure(top.broke.or(top.held)),
+        top.limit
+    );
+    if top.generator {
+        format!("the load generator saturated first, not the server: {detail}")
+    } else {
+        format!("{} saturated first: {detail}", top.resource)
+    }
+}
+
+/// Reads every signal over `held` and `broke` from the Prometheus at `base`.
+pub async fn analyse(base: &str, signals: &[Signal], held: Option<Window>, broke: Option<Window>) -> Analysis {
+    let client = HttpClient::new(Duration::from_secs(10), false);
+    let mut readings = Vec::new();
+    for signal in signals {
+        let mut error = None;
+        let mut at = async |window: Option<Window>| -> Option<f64> {
+            let window = window?;
+            let seconds = window.length.as_secs().max(1);
+            let query = signal.query.replace("$window", &format!("{seconds}s"));
+            match instant_max(&client, base, &query, window.end).await {
+                Ok(value) => value,
+                Err(detail) => {
+                    error = Some(detail);
+                    None
+                }
+            }
+        };
+        let (held, broke) = (at(held).await, at(broke).await);
+        readings.push(Reading {
+            resource: signal.resource.clone(),
+            kind: signal.kind.clone(),
+            reading: signal.reading.clone(),
+            query: signal.query.clone(),
+            limit: signal.limit,
+            generator: signal.generator,
+            held,
+            broke,
+            saturation: None,
+            growth: None,
+            error,
+        });
+    }
+    let ranking = rank(readings);
+    Analysis { verdict: verdict(&ranking), ranking }
+}
+
+/// The largest finite value of `query` at `at`, `None` when it returns no series.
+async fn instant_max(client: &HttpClient, base: &str, query: &str, at: SystemTime) -> Result<Option<f64>, String> {
+    let time = at.duration_since(UNIX_EPOCH).map_err(|error| error.to_string())?.as_secs_f64();
+    let uri = format!("{}/api/v1/query?query={}&time={time:.3}", base.trim_end_matches('/'), encode(query));
+    let request = Request::get(uri).body(Full::new(Bytes::new())).map_err(|error| error.to_string())?;
+    let (outcome, body) = client.send(request).await;
+    if outcome != Outcome::Ok {
+        return Err(format!("Prometheus answered {}: {}", outcome.label(), String::from_utf8_lossy(&body)));
+    }
+    let answer: serde_json::Value = serde_json::from_slice(&body).map_err(|error| error.to_string())?;
+    let values = answer["data"]["result"].as_array().cloned().unwrap_or_default();
+    Ok(values
+        .iter()
+        .filter_map(|series| series["value"][1].as_str()?.parse::<f64>().ok())
+        .filter(|value| value.is_finite())
+        .reduce(f64::max))
+}
+
+fn encode(text: &str) -> String {
+    text.bytes()
+        .map(|byte| match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (byte as char).to_string(),
+            _ => format!("%{byte:02X}"),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reading(resource: &str, limit: f64, held: Option<f64>, broke: Option<f64>, generator: bool) -> Reading {
+        Reading {
+            resource: resource.into(),
+            kind: "utilization".into(),
+            reading: format!("{resource} figure"),
+            query: String::new(),
+            limit,
+            generator,
+            held,
+            broke,
+            saturation: None,
+            growth: None,
+            error: None,
+        }
+    }
+
+    #[test]
+    fn the_most_saturated_and_fastest_growing_ranks_first() {
+        let ranking = rank(vec![
+            reading("host CPU", 1.0, Some(0.5), Some(0.6), false),
+            reading("pool", 0.05, Some(0.01), Some(0.05), false),
+            reading("disk", 1.0, None, None, false),
+            reading("memory", 1.0, Some(0.3), Some(0.3), false),
+        ]);
+        let order: Vec<&str> = ranking.iter().map(|r| r.resource.as_str()).collect();
+        assert_eq!(order, ["pool", "host CPU", "memory", "disk"]);
+        assert!(verdict(&ranking).starts_with("pool saturated first"), "{}", verdict(&ranking));
+    }
+
+    #[test]
+    fn a_saturated_generator_is_named_as_such() {
+        let ranking = rank(vec![
+            reading("host CPU", 1.0, Some(0.4), Some(0.5), false),
+            reading("load generator", 0.01, Some(0.001), Some(0.03), true),
+        ]);
+        assert!(verdict(&ranking).starts_with("the load generator saturated first, not the server"));
+    }
+
+    #[test]
+    fn nothing_near_its_limit_is_said_plainly() {
+        let ranking = rank(vec![reading("host CPU", 1.0, Some(0.1), Some(0.2), false)]);
+        assert!(verdict(&ranking).starts_with("no listed signal"));
+    }
+
+    #[test]
+    fn the_shipped_signals_file_loads() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../monitoring/bottlenecks.toml");
+        let signals = load(&path).unwrap();
+        assert!(signals.len() >= 8);
+        assert_eq!(signals.iter().filter(|signal| signal.generator).count(), 1);
+        assert!(signals.iter().all(|signal| signal.query.contains("$window") || !signal.query.contains("rate(")));
+    }
+}
