@@ -9,67 +9,15 @@
 //! The programs come from the workspace build (`cargo test --workspace` builds every
 //! binary before running any test).
 
-use std::io::{Read, Write};
+mod common;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::{get_json, query, spawn, wait_ready};
 use loadlab::ports::free_loopback_port;
-use loadlab::server_process::{self, http_get_status};
-
-struct Process(Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn binary(name: &str) -> PathBuf {
-    let dir = std::env::current_exe().unwrap().parent().unwrap().parent().unwrap().to_path_buf();
-    let path = dir.join(name);
-    assert!(path.is_file(), "{} missing: build the workspace first (cargo build --workspace)", path.display());
-    path
-}
-
-fn spawn(name: &str, args: &[&str]) -> Process {
-    Process(Command::new(binary(name)).args(args).env("RUST_LOG", "warn").stdout(Stdio::null()).spawn().unwrap())
-}
-
-fn wait_ready(address: SocketAddr, path: &str) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while http_get_status(address, path) != Some(200) {
-        assert!(Instant::now() < deadline, "{address}{path} never answered 200");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-fn encode(text: &str) -> String {
-    text.bytes()
-        .map(|byte| match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (byte as char).to_string(),
-            _ => format!("%{byte:02X}"),
-        })
-        .collect()
-}
-
-/// `GET path` on `address`, the body as JSON.
-fn get_json(address: SocketAddr, path: &str) -> serde_json::Value {
-    let mut stream = std::net::TcpStream::connect(address).unwrap();
-    stream.write_all(format!("GET {path} HTTP/1.0\r\nHost: {address}\r\n\r\n").as_bytes()).unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let body = response.split_once("\r\n\r\n").map_or("", |(_, body)| body);
-    serde_json::from_str(body).unwrap_or_else(|error| panic!("{path}: {error}: {body}"))
-}
-
-fn query(prometheus: SocketAddr, promql: &str) -> Vec<serde_json::Value> {
-    let answer = get_json(prometheus, &format!("/api/v1/query?query={}", encode(promql)));
-    assert_eq!(answer["status"], "success", "{promql}: {answer}");
-    answer["data"]["result"].as_array().cloned().unwrap_or_default()
-}
+use loadlab::server_process;
 
 fn rule_files() -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../monitoring/prometheus/rules").canonicalize().unwrap();
