@@ -9,9 +9,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::postgres::PostgresInstance;
+use crate::server_process::http_get_status;
 
 /// Options of `loadlab up`.
 #[derive(Clone, Debug, clap::Args)]
@@ -137,23 +137,12 @@ async fn wait_until_ready(
         if let Some(status) = component.child.try_wait()? {
             bail!("{} exited during start-up ({status})", component.name);
         }
-        if http_status(address, path).await.ok() == Some(200) {
+        let (probe_path, probe_address) = (path.to_string(), address);
+        let status = tokio::task::spawn_blocking(move || http_get_status(probe_address, &probe_path)).await?;
+        if status == Some(200) {
             return Ok(());
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     bail!("{} not ready after {limit:?}", component.name)
-}
-
-/// The status code of a plain HTTP/1.0 GET: enough for readiness checks without an
-/// HTTP client dependency.
-async fn http_status(address: SocketAddr, path: &str) -> std::io::Result<u16> {
-    let mut stream = tokio::net::TcpStream::connect(address).await?;
-    stream.write_all(format!("GET {path} HTTP/1.0\r\nHost: {address}\r\n\r\n").as_bytes()).await?;
-    let mut head = [0u8; 12];
-    stream.read_exact(&mut head).await?;
-    std::str::from_utf8(&head[9..12])
-        .ok()
-        .and_then(|code| code.parse().ok())
-        .ok_or_else(|| std::io::Error::other("not an HTTP response"))
 }

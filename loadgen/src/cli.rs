@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use grpc_stress::units::parse_duration_range as parse_range;
+
 use crate::schedule::{RatePiece, Segment};
 use crate::slo::Threshold;
 
@@ -325,16 +327,6 @@ pub struct BreakpointArgs {
     /// The saturation signals (TOML; see monitoring/bottlenecks.toml).
     #[arg(long, env = "LOADGEN_BOTTLENECKS", default_value = "monitoring/bottlenecks.toml")]
     pub bottlenecks: PathBuf,
-}
-
-fn parse_range(text: &str) -> Result<(Duration, Duration), String> {
-    let (low, high) = text.split_once("..").ok_or_else(|| format!("`{text}` is not a range such as 25s..35s"))?;
-    let low = humantime::parse_duration(low).map_err(|error| format!("`{low}`: {error}"))?;
-    let high = humantime::parse_duration(high).map_err(|error| format!("`{high}`: {error}"))?;
-    if low > high {
-        return Err(format!("`{text}`: the low end is above the high end"));
-    }
-    Ok((low, high))
 }
 
 fn parse_header(text: &str) -> Result<(String, String), String> {

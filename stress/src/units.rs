@@ -1,6 +1,7 @@
 //! Command-line units: byte sizes such as `400MiB`, and optional addresses (`none`).
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 /// Parses `400MiB`, `60M`, `1.5GiB`, `4096`. K/M/G and KiB/MiB/GiB are both powers of
 /// 1024 (memory ceilings are about RAM); `KB`/`MB`/`GB` are powers of 1000.
@@ -30,6 +31,17 @@ pub fn parse_optional_address(text: &str) -> Result<Option<SocketAddr>, String> 
     text.parse().map(Some).map_err(|error| format!("`{text}`: {error} (an address such as 127.0.0.1:50052, or none)"))
 }
 
+/// Parses a duration range `MIN..MAX`, e.g. `16s..20s` or `25s..35s`.
+pub fn parse_duration_range(text: &str) -> Result<(Duration, Duration), String> {
+    let (low, high) = text.split_once("..").ok_or_else(|| format!("`{text}` is not a range such as 16s..20s"))?;
+    let low = humantime::parse_duration(low).map_err(|error| format!("`{low}`: {error}"))?;
+    let high = humantime::parse_duration(high).map_err(|error| format!("`{high}`: {error}"))?;
+    if low > high {
+        return Err(format!("`{text}`: the low end is above the high end"));
+    }
+    Ok((low, high))
+}
+
 /// Formats bytes as MiB with one decimal.
 pub fn mib(bytes: u64) -> String {
     format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
@@ -47,5 +59,12 @@ mod tests {
         assert_eq!(parse_bytes("2KB").unwrap(), 2000);
         assert!(parse_bytes("lots").is_err());
         assert!(parse_bytes("3 parsecs").is_err());
+    }
+
+    #[test]
+    fn duration_ranges() {
+        assert_eq!(parse_duration_range("25s..35s").unwrap(), (Duration::from_secs(25), Duration::from_secs(35)));
+        assert!(parse_duration_range("35s..25s").is_err());
+        assert!(parse_duration_range("25s").is_err());
     }
 }

@@ -21,7 +21,7 @@ use anyhow::Context;
 use rand::Rng;
 
 use crate::heap::HEAP_OVERFLOW_EXIT;
-use crate::units::{mib, parse_bytes};
+use crate::units::{mib, parse_bytes, parse_duration_range as parse_range};
 use component::Component;
 pub use leak::{Trend, trend};
 use matrix::{MatrixChoice, PATTERNS, Role, SERVERS};
@@ -95,16 +95,6 @@ pub struct DriverOptions {
     /// Debugging leak detection: make a component leak, NAME=BYTES_PER_SECOND.
     #[arg(long, hide = true, value_parser = parse_debug_leak)]
     pub debug_leak: Vec<(String, u64)>,
-}
-
-fn parse_range(text: &str) -> Result<(Duration, Duration), String> {
-    let (low, high) = text.split_once("..").ok_or_else(|| format!("`{text}` is not a range such as 16s..20s"))?;
-    let low = humantime::parse_duration(low).map_err(|error| format!("`{low}`: {error}"))?;
-    let high = humantime::parse_duration(high).map_err(|error| format!("`{high}`: {error}"))?;
-    if low > high {
-        return Err(format!("`{text}`: the low end is above the high end"));
-    }
-    Ok((low, high))
 }
 
 fn parse_debug_leak(text: &str) -> Result<(String, u64), String> {
