@@ -3,10 +3,17 @@
 //! drop) for the lab and for every integration test in the workspace, so no test ever
 //! touches a machine's shared instance.
 
+pub mod netns;
+pub mod placement;
 pub mod ports;
 pub mod postgres;
 mod process_user;
+pub mod run;
 pub mod server_process;
+pub mod session;
+pub mod stack;
+pub mod state;
+pub mod topology;
 pub mod up;
 
 pub use postgres::{PostgresError, PostgresInstance};

@@ -1,8 +1,14 @@
-//! The `loadlab` binary: runs the lab's parts on this machine.
+//! The `loadlab` binary: runs the lab's topology on this machine.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use clap::{Parser, Subcommand};
 
-/// loadlab: a reproducible load-testing lab on one machine.
+/// loadlab: the lab of topology.toml on one machine. `run` brings it up, steps the
+/// load until the plan's SLO breaks, names the bottleneck and leaves the report in
+/// results/<run id>/; `up` keeps it running for exploration.
 #[derive(Parser, Debug)]
 #[command(name = "loadlab", version)]
 struct Cli {
@@ -12,16 +18,74 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Commands {
-    /// Start a private PostgreSQL and device-api, print their URLs, and keep them
-    /// running until Ctrl-C; then stop and remove everything.
-    Up(loadlab::up::UpOptions),
+    /// Bring the lab up, run a plan until the system breaks its SLO, name the
+    /// bottleneck, tear everything down. Exit code: loadgen's (0 held or a breaking
+    /// point found within the SLO checks, 99 a threshold broke, 97 aborted), 1 when
+    /// the lab itself failed, 2 for bad options.
+    Run(loadlab::run::RunOptions),
+    /// Bring the lab up and keep it running, printing every URL, until Ctrl-C or
+    /// `loadlab down`.
+    Up(loadlab::session::LabOptions),
+    /// Show the running labs and whether each URL answers (also removes what crashed
+    /// labs left behind).
+    Status,
+    /// Stop the labs started by `loadlab up`.
+    Down,
+    /// Check a topology file and print what it derives (hosts, open ports, scrape
+    /// jobs, program flags) as JSON: what the Nix modules derive from the same file.
+    Topology {
+        /// The topology file (default: ./topology.toml, else the built-in one).
+        #[arg(long)]
+        topology: Option<std::path::PathBuf>,
+    },
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> ExitCode {
     let cli = Cli::parse();
     loadlab_telemetry::init_logging(loadlab_telemetry::LogFormat::Human);
-    match cli.command {
-        Commands::Up(options) => loadlab::up::up(options).await,
+    let stop = Arc::new(AtomicBool::new(false));
+    let result = match cli.command {
+        Commands::Run(options) => {
+            watch_signals(&stop);
+            loadlab::run::run(&options, stop).map(ExitCode::from)
+        }
+        Commands::Up(options) => {
+            watch_signals(&stop);
+            loadlab::up::up(&options, stop).map(|()| ExitCode::SUCCESS)
+        }
+        Commands::Status => loadlab::up::status().map(|()| ExitCode::SUCCESS),
+        Commands::Down => loadlab::up::down().map(|()| ExitCode::SUCCESS),
+        Commands::Topology { topology } => print_topology(topology.as_deref()).map(|()| ExitCode::SUCCESS),
+    };
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("loadlab: error: {error:#}");
+            let bad_input = error.downcast_ref::<loadlab::topology::TopologyError>().is_some();
+            ExitCode::from(if bad_input { 2 } else { loadlab::run::EXIT_LAB_FAILED })
+        }
     }
+}
+
+/// Sets `stop` on SIGINT or SIGTERM (a second one is not needed: teardown is quick).
+fn watch_signals(stop: &Arc<AtomicBool>) {
+    let stop = stop.clone();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
+        runtime.block_on(loadlab_telemetry::shutdown_signal());
+        eprintln!("loadlab: stopping (signal)");
+        stop.store(true, Ordering::SeqCst);
+    });
+}
+
+fn print_topology(path: Option<&std::path::Path>) -> anyhow::Result<()> {
+    let topology = match path {
+        Some(path) => loadlab::topology::Topology::load(path)?,
+        None if std::path::Path::new("topology.toml").is_file() => {
+            loadlab::topology::Topology::load(std::path::Path::new("topology.toml"))?
+        }
+        None => loadlab::topology::Topology::parse(loadlab::topology::BUILT_IN, "built-in topology.toml")?,
+    };
+    println!("{}", serde_json::to_string_pretty(&topology.derived())?);
+    Ok(())
 }

@@ -10,6 +10,7 @@
 //! during a panic, the directory is kept and its path printed so the failure can be
 //! read afterwards.
 
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
@@ -20,6 +21,7 @@ use nix::unistd::Pid;
 
 use tempfile::TempDir;
 
+use crate::placement::Placement;
 use crate::ports::free_loopback_port;
 use crate::process_user::RunAs;
 
@@ -49,6 +51,14 @@ pub struct PostgresOptions {
     pub settings: Vec<(String, String)>,
     /// A fixed port instead of a free one (the lab uses the topology's port).
     pub port: Option<u16>,
+    /// The address to listen on (default 127.0.0.1).
+    pub listen: Option<Ipv4Addr>,
+    /// Where the server runs (network namespace, CPUs).
+    pub placement: Placement,
+    /// Networks (CIDR) allowed to connect over TCP besides loopback.
+    pub allow_from: Vec<String>,
+    /// Make the instance's directory in here instead of the system's temp directory.
+    pub parent: Option<PathBuf>,
 }
 
 /// A running private PostgreSQL server. Superuser `postgres`, trust authentication,
@@ -58,6 +68,8 @@ pub struct PostgresInstance {
     /// inspection.
     dir: Option<TempDir>,
     port: u16,
+    listen: Ipv4Addr,
+    placement: Placement,
     bin_dir: PathBuf,
     run_as: RunAs,
     /// The running `postgres` process; `None` while stopped. A std `Mutex`: only
@@ -86,16 +98,27 @@ impl PostgresInstance {
     pub fn start_with(options: PostgresOptions) -> Result<Self, PostgresError> {
         let bin_dir = find_bin_dir().ok_or(PostgresError::NotInstalled)?;
         let run_as = RunAs::for_server("postgres").ok_or(PostgresError::NoServerUser)?;
-        let dir = tempfile::Builder::new()
-            .prefix("loadlab-pg-")
-            .tempdir()
-            .map_err(|source| PostgresError::Io { doing: "creating the data directory", source })?;
+        let mut builder = tempfile::Builder::new();
+        builder.prefix("loadlab-pg-");
+        let dir = match &options.parent {
+            Some(parent) => builder.tempdir_in(parent),
+            None => builder.tempdir(),
+        }
+        .map_err(|source| PostgresError::Io { doing: "creating the data directory", source })?;
         run_as
             .give(dir.path())
             .map_err(|source| PostgresError::Io { doing: "handing the data directory to the postgres user", source })?;
 
-        let mut instance = Self { dir: Some(dir), port: 0, bin_dir, run_as, server: Mutex::new(None) };
-        instance.initdb(&options.settings)?;
+        let mut instance = Self {
+            dir: Some(dir),
+            port: 0,
+            listen: options.listen.unwrap_or(Ipv4Addr::LOCALHOST),
+            placement: options.placement.clone(),
+            bin_dir,
+            run_as,
+            server: Mutex::new(None),
+        };
+        instance.initdb(&options.settings, &options.allow_from)?;
         let attempts = if options.port.is_some() { 1 } else { 3 };
         let mut last_error = None;
         for _ in 0..attempts {
@@ -113,14 +136,19 @@ impl PostgresInstance {
         Err(last_error.expect("at least one start attempt"))
     }
 
-    /// The TCP port the server listens on (127.0.0.1).
+    /// The TCP port the server listens on.
     pub fn port(&self) -> u16 {
         self.port
     }
 
-    /// A connection URL for `database` as the superuser, over TCP on loopback.
+    /// A connection URL for `database` as the superuser, over TCP.
     pub fn url(&self, database: &str) -> String {
-        format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
+        format!("postgres://postgres@{}:{}/{database}", self.listen, self.port)
+    }
+
+    /// The server's process id while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.server.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).as_ref().map(Child::id)
     }
 
     /// The directory that holds the data, the socket and `postgres.log`.
@@ -138,8 +166,21 @@ impl PostgresInstance {
         let psql = self.psql_path()?;
         let sql = format!("CREATE DATABASE \"{}\"", name.replace('"', "\"\""));
         let output = Command::new(psql)
-            .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d"])
-            .arg(self.url("postgres"))
+            // Over the Unix socket, which every network namespace can reach.
+            .args([
+                "-X",
+                "-q",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-U",
+                "postgres",
+                "-d",
+                "postgres",
+                "-p",
+                &self.port.to_string(),
+            ])
+            .arg("-h")
+            .arg(self.dir())
             .args(["-c", &sql])
             .output()
             .map_err(|source| PostgresError::Io { doing: "running psql", source })?;
@@ -173,7 +214,7 @@ impl PostgresInstance {
         which("psql").ok_or(PostgresError::NotInstalled)
     }
 
-    fn initdb(&self, settings: &[(String, String)]) -> Result<(), PostgresError> {
+    fn initdb(&self, settings: &[(String, String)], allow_from: &[String]) -> Result<(), PostgresError> {
         let output = self
             .run_as
             .command(&self.bin_dir.join("initdb"))
@@ -184,8 +225,9 @@ impl PostgresInstance {
         check("initdb", &output)?;
 
         let mut conf = format!(
-            "\n# loadlab private instance\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{}'\n\
+            "\n# loadlab private instance\nlisten_addresses = '{}'\nunix_socket_directories = '{}'\n\
              logging_collector = off\nlog_min_messages = warning\n",
+            self.listen,
             self.dir().display()
         );
         for (name, value) in settings {
@@ -196,7 +238,17 @@ impl PostgresInstance {
             .map_err(|source| PostgresError::Io { doing: "reading postgresql.conf", source })?;
         existing.push_str(&conf);
         std::fs::write(&conf_path, existing)
-            .map_err(|source| PostgresError::Io { doing: "writing postgresql.conf", source })
+            .map_err(|source| PostgresError::Io { doing: "writing postgresql.conf", source })?;
+        if allow_from.is_empty() {
+            return Ok(());
+        }
+        let hba_path = self.data_dir().join("pg_hba.conf");
+        let mut hba = std::fs::read_to_string(&hba_path)
+            .map_err(|source| PostgresError::Io { doing: "reading pg_hba.conf", source })?;
+        for network in allow_from {
+            hba.push_str(&format!("host all all {network} trust\n"));
+        }
+        std::fs::write(&hba_path, hba).map_err(|source| PostgresError::Io { doing: "writing pg_hba.conf", source })
     }
 
     fn start_server(&self) -> Result<(), PostgresError> {
@@ -208,8 +260,8 @@ impl PostgresInstance {
             .map_err(|source| PostgresError::Io { doing: "opening postgres.log", source })?;
         let log_err = log.try_clone().map_err(|source| PostgresError::Io { doing: "opening postgres.log", source })?;
         let mut child = self
-            .run_as
-            .command(&self.bin_dir.join("postgres"))
+            .placement
+            .command(&self.bin_dir.join("postgres"), &self.run_as)
             .arg("-D")
             .arg(self.data_dir())
             .args(["-p", &self.port.to_string()])
@@ -291,6 +343,11 @@ impl Drop for PostgresInstance {
             );
         }
     }
+}
+
+/// The `postgres` server binary this machine has, if any.
+pub fn server_binary() -> Option<PathBuf> {
+    find_bin_dir().map(|dir| dir.join("postgres"))
 }
 
 fn check(step: &'static str, output: &std::process::Output) -> Result<(), PostgresError> {

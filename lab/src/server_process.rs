@@ -5,10 +5,13 @@
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
+
+use crate::placement::Placement;
+use crate::process_user::RunAs;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -16,96 +19,149 @@ pub enum ServerError {
     NotInstalled { program: String, package: String },
     #[error("{program} did not become ready on {address} within {limit:?}; log: {log}\n{tail}")]
     NotReady { program: String, address: SocketAddr, limit: Duration, log: String, tail: String },
+    #[error("{program} exited during start-up ({status}); log: {log}\n{tail}")]
+    Exited { program: String, status: String, log: String, tail: String },
     #[error("i/o error while {doing}: {source}")]
     Io { doing: &'static str, source: std::io::Error },
 }
 
 /// What to start.
-pub struct ServerSpec<'a> {
-    /// Program name, looked up on PATH.
-    pub program: &'a str,
+#[derive(Clone, Debug)]
+pub struct ServerSpec {
+    /// Program name, looked up on PATH, or a path.
+    pub program: String,
     /// Debian package that provides it, for the error message.
-    pub package: &'a str,
+    pub package: &'static str,
     /// Arguments; `{address}` and `{dir}` are replaced.
-    pub args: &'a [&'a str],
+    pub args: Vec<String>,
     /// A path that answers 200 once the server is ready.
-    pub ready_path: &'a str,
+    pub ready_path: &'static str,
     /// Environment variables for the server.
-    pub env: &'a [(&'a str, &'a str)],
+    pub env: Vec<(String, String)>,
     /// Files written into its directory before it starts (name, contents); `{address}`
     /// in the contents is replaced.
-    pub files: &'a [(&'a str, &'a str)],
+    pub files: Vec<(String, String)>,
+}
+
+impl ServerSpec {
+    pub fn new(program: &str, package: &'static str, args: &[&str], ready_path: &'static str) -> Self {
+        Self {
+            program: program.to_string(),
+            package,
+            args: args.iter().map(|arg| arg.to_string()).collect(),
+            ready_path,
+            env: Vec::new(),
+            files: Vec::new(),
+        }
+    }
 }
 
 pub struct ServerProcess {
     child: Child,
     address: SocketAddr,
-    dir: TempDir,
+    dir: PathBuf,
+    /// The directory, when it is this server's own temporary one.
+    _temp: Option<TempDir>,
 }
+
+/// Where [`ServerProcess::start_at`] puts a server: the lab chooses address,
+/// namespace, CPUs, working directory and log file.
+#[derive(Clone, Debug)]
+pub struct Site {
+    pub address: SocketAddr,
+    pub placement: Placement,
+    /// An existing directory for its files and data.
+    pub dir: PathBuf,
+    pub log: PathBuf,
+}
+
+/// How long a server may take to answer its ready path.
+const READY_LIMIT: Duration = Duration::from_secs(60);
+/// How long a server may take to stop after SIGTERM before it is killed.
+const STOP_LIMIT: Duration = Duration::from_secs(5);
 
 impl std::fmt::Debug for ServerProcess {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ServerProcess").field("address", &self.address).field("dir", &self.dir.path()).finish()
+        f.debug_struct("ServerProcess").field("address", &self.address).field("dir", &self.dir).finish()
     }
 }
 
 impl ServerProcess {
-    pub fn start(spec: &ServerSpec<'_>) -> Result<Self, ServerError> {
-        let binary = which(spec.program).ok_or_else(|| ServerError::NotInstalled {
-            program: spec.program.to_string(),
-            package: spec.package.to_string(),
-        })?;
+    /// Starts a private instance: its own temporary directory, a free port on
+    /// 127.0.0.1, its log in that directory.
+    pub fn start(spec: &ServerSpec) -> Result<Self, ServerError> {
         let dir = tempfile::Builder::new()
-            .prefix(&format!("loadlab-{}-", spec.program))
+            .prefix(&format!("loadlab-{}-", spec.program.rsplit('/').next().unwrap_or(&spec.program)))
             .tempdir()
             .map_err(|source| ServerError::Io { doing: "creating a directory", source })?;
         let port =
             crate::ports::free_loopback_port().map_err(|source| ServerError::Io { doing: "finding a port", source })?;
-        let address = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-        let log_path = dir.path().join("server.log");
+        let site = Site {
+            address: SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
+            placement: Placement::default(),
+            dir: dir.path().to_path_buf(),
+            log: dir.path().join("server.log"),
+        };
+        let mut server = Self::start_at(spec, &site)?;
+        server._temp = Some(dir);
+        Ok(server)
+    }
+
+    /// Starts `spec` at `site` and waits until its ready path answers 200.
+    pub fn start_at(spec: &ServerSpec, site: &Site) -> Result<Self, ServerError> {
+        let binary = if spec.program.contains('/') { Some(PathBuf::from(&spec.program)) } else { which(&spec.program) }
+            .filter(|path| path.is_file())
+            .ok_or_else(|| ServerError::NotInstalled {
+                program: spec.program.to_string(),
+                package: spec.package.to_string(),
+            })?;
+        let address = site.address;
+        let dir_text = site.dir.display().to_string();
         let log =
-            std::fs::File::create(&log_path).map_err(|source| ServerError::Io { doing: "creating the log", source })?;
+            std::fs::File::create(&site.log).map_err(|source| ServerError::Io { doing: "creating the log", source })?;
         let log_err = log.try_clone().map_err(|source| ServerError::Io { doing: "creating the log", source })?;
-        for (name, contents) in spec.files {
-            std::fs::write(dir.path().join(name), contents.replace("{address}", &address.to_string()))
+        for (name, contents) in &spec.files {
+            std::fs::write(site.dir.join(name), contents.replace("{address}", &address.to_string()))
                 .map_err(|source| ServerError::Io { doing: "writing a configuration file", source })?;
         }
         let args: Vec<String> = spec
             .args
             .iter()
-            .map(|arg| {
-                arg.replace("{address}", &address.to_string()).replace("{dir}", &dir.path().display().to_string())
-            })
+            .map(|arg| arg.replace("{address}", &address.to_string()).replace("{dir}", &dir_text))
             .collect();
-        let child = Command::new(&binary)
+        let child = site
+            .placement
+            .command(&binary, &RunAs::Current)
             .args(&args)
-            .envs(spec.env.iter().copied())
+            .envs(spec.env.iter().map(|(name, value)| (name, value)))
+            .current_dir(&site.dir)
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log_err)
             .spawn()
             .map_err(|source| ServerError::Io { doing: "starting the server", source })?;
-        let mut server = Self { child, address, dir };
-        let limit = Duration::from_secs(30);
-        let deadline = Instant::now() + limit;
+        let mut server = Self { child, address, dir: site.dir.clone(), _temp: None };
+        let deadline = Instant::now() + READY_LIMIT;
+        let mut exited = None;
         while Instant::now() < deadline {
-            if matches!(server.child.try_wait(), Ok(Some(_))) {
+            if let Ok(Some(status)) = server.child.try_wait() {
+                exited = Some(status);
                 break;
             }
-            if http_get_status(address, spec.ready_path) == Some(200) {
+            if site.placement.http_status(address, spec.ready_path) == Some(200) {
                 return Ok(server);
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        let tail = std::fs::read_to_string(&log_path).unwrap_or_default();
+        let tail = std::fs::read_to_string(&site.log).unwrap_or_default();
         let tail = tail.lines().rev().take(10).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n");
         let _ = server.child.kill();
-        Err(ServerError::NotReady {
-            program: spec.program.to_string(),
-            address,
-            limit,
-            log: log_path.display().to_string(),
-            tail,
+        let _ = server.child.wait();
+        let program = spec.program.to_string();
+        let log = site.log.display().to_string();
+        Err(match exited {
+            Some(status) => ServerError::Exited { program, status: status.to_string(), log, tail },
+            None => ServerError::NotReady { program, address, limit: READY_LIMIT, log, tail },
         })
     }
 
@@ -118,70 +174,95 @@ impl ServerProcess {
     }
 
     pub fn dir(&self) -> &Path {
-        self.dir.path()
+        &self.dir
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// `Some` once the server has exited on its own.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
     }
 }
 
 impl Drop for ServerProcess {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        stop_child(&mut self.child, STOP_LIMIT);
     }
 }
 
-/// A private Pushgateway (Debian package prometheus-pushgateway).
-pub fn pushgateway() -> Result<ServerProcess, ServerError> {
-    ServerProcess::start(&ServerSpec {
-        program: "prometheus-pushgateway",
-        package: "prometheus-pushgateway",
-        args: &["--web.listen-address={address}"],
-        ready_path: "/-/ready",
-        env: &[],
-        files: &[],
-    })
+/// SIGTERM, then SIGKILL after `limit`; always reaped.
+pub(crate) fn stop_child(child: &mut Child, limit: Duration) {
+    if matches!(child.try_wait(), Ok(Some(_))) {
+        return;
+    }
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if matches!(child.try_wait(), Ok(Some(_))) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
-/// A private Prometheus with `config` as its prometheus.yml (rule files given by
-/// absolute path), data in its own directory.
-pub fn prometheus(config: &str) -> Result<ServerProcess, ServerError> {
-    ServerProcess::start(&ServerSpec {
-        program: "prometheus",
-        package: "prometheus",
-        args: &[
-            "--config.file={dir}/prometheus.yml",
-            "--storage.tsdb.path={dir}/data",
-            "--web.listen-address={address}",
-            "--web.enable-lifecycle",
-        ],
-        ready_path: "/-/ready",
-        env: &[],
-        files: &[("prometheus.yml", config)],
-    })
+/// Pushgateway (Debian package prometheus-pushgateway).
+pub fn pushgateway_spec() -> ServerSpec {
+    ServerSpec::new("prometheus-pushgateway", "prometheus-pushgateway", &["--web.listen-address={address}"], "/-/ready")
 }
 
-/// A private node exporter (Debian package prometheus-node-exporter).
-pub fn node_exporter() -> Result<ServerProcess, ServerError> {
-    ServerProcess::start(&ServerSpec {
-        program: "prometheus-node-exporter",
-        package: "prometheus-node-exporter",
-        args: &["--web.listen-address={address}", "--collector.processes"],
-        ready_path: "/metrics",
-        env: &[],
-        files: &[],
-    })
+/// Prometheus with `config` as its prometheus.yml (rule files given by absolute
+/// path), data in its directory.
+pub fn prometheus_spec(config: &str) -> ServerSpec {
+    let args = [
+        "--config.file={dir}/prometheus.yml",
+        "--storage.tsdb.path={dir}/data",
+        "--web.listen-address={address}",
+        "--web.enable-lifecycle",
+    ];
+    let mut spec = ServerSpec::new("prometheus", "prometheus", &args, "/-/ready");
+    spec.files.push(("prometheus.yml".into(), config.into()));
+    spec
 }
 
-/// A private postgres exporter for the database at `dsn` (Debian package
+/// Node exporter (Debian package prometheus-node-exporter).
+pub fn node_exporter_spec() -> ServerSpec {
+    let args = ["--web.listen-address={address}", "--collector.processes"];
+    ServerSpec::new("prometheus-node-exporter", "prometheus-node-exporter", &args, "/metrics")
+}
+
+/// Postgres exporter for the database at `dsn` (Debian package
 /// prometheus-postgres-exporter).
+pub fn postgres_exporter_spec(dsn: &str) -> ServerSpec {
+    let args = ["--web.listen-address={address}"];
+    let mut spec = ServerSpec::new("prometheus-postgres-exporter", "prometheus-postgres-exporter", &args, "/metrics");
+    spec.env.push(("DATA_SOURCE_NAME".into(), dsn.into()));
+    spec
+}
+
+/// A private Pushgateway.
+pub fn pushgateway() -> Result<ServerProcess, ServerError> {
+    ServerProcess::start(&pushgateway_spec())
+}
+
+/// A private Prometheus (see [`prometheus_spec`]).
+pub fn prometheus(config: &str) -> Result<ServerProcess, ServerError> {
+    ServerProcess::start(&prometheus_spec(config))
+}
+
+/// A private node exporter.
+pub fn node_exporter() -> Result<ServerProcess, ServerError> {
+    ServerProcess::start(&node_exporter_spec())
+}
+
+/// A private postgres exporter for the database at `dsn`.
 pub fn postgres_exporter(dsn: &str) -> Result<ServerProcess, ServerError> {
-    ServerProcess::start(&ServerSpec {
-        program: "prometheus-postgres-exporter",
-        package: "prometheus-postgres-exporter",
-        args: &["--web.listen-address={address}"],
-        ready_path: "/metrics",
-        env: &[("DATA_SOURCE_NAME", dsn)],
-        files: &[],
-    })
+    ServerProcess::start(&postgres_exporter_spec(dsn))
 }
 
 /// The status code of `GET path` (HTTP/1.0, blocking, 2 s timeout).
@@ -193,6 +274,28 @@ pub fn http_get_status(address: SocketAddr, path: &str) -> Option<u16> {
     let mut head = [0u8; 12];
     stream.read_exact(&mut head).ok()?;
     std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
+}
+
+/// The body of `GET path` (HTTP/1.0, blocking, 10 s timeout), when it answers 200.
+pub fn http_get_body(address: SocketAddr, path: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect_timeout(&address, Duration::from_secs(2)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    stream.write_all(format!("GET {path} HTTP/1.0\r\nHost: {address}\r\n\r\n").as_bytes()).ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let (head, body) = response.split_once("\r\n\r\n")?;
+    (head.split_whitespace().nth(1) == Some("200")).then(|| body.to_string())
+}
+
+/// Percent-encodes a URL query parameter (a PromQL expression).
+pub fn encode_query(text: &str) -> String {
+    text.bytes()
+        .map(|byte| match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (byte as char).to_string(),
+            _ => format!("%{byte:02X}"),
+        })
+        .collect()
 }
 
 fn which(program: &str) -> Option<PathBuf> {

@@ -1,148 +1,161 @@
-//! `loadlab up`: a private PostgreSQL and device-api on this machine, kept running
-//! until Ctrl-C, with every URL printed. Components run as child processes of the
-//! same binaries a deployment uses; everything is stopped and removed on the way out,
-//! including when a component fails to start.
+//! `loadlab up`, `status` and `down`: the lab kept running for exploration.
+//!
+//! `up` starts every component of the topology (as `loadlab run` does, without
+//! loadgen), prints every URL and how to point a Grafana at it, and keeps the lab
+//! until Ctrl-C, SIGTERM or `loadlab down`, or until a component dies. `status` reads
+//! the lab records (see [`crate::state`]) and probes each URL from where it lives;
+//! `down` asks each `up` to stop and waits until it has.
 
-use std::net::{Ipv4Addr, SocketAddr, TcpListener};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 
-use crate::postgres::PostgresInstance;
-use crate::server_process::http_get_status;
+use crate::placement::Placement;
+use crate::run::say;
+use crate::session::{LabOptions, Session};
+use crate::stack::Stack;
+use crate::state::{Registration, records};
+use crate::topology::{Role, Service};
 
-/// Options of `loadlab up`.
-#[derive(Clone, Debug, clap::Args)]
-pub struct UpOptions {
-    /// Port for device-api on 127.0.0.1.
-    #[arg(long, env = "LOADLAB_API_PORT", default_value_t = 8080)]
-    pub api_port: u16,
-    /// Use free ports instead of failing when a default port is taken.
-    #[arg(long, env = "LOADLAB_ANY_PORT")]
-    pub any_port: bool,
-    /// Directory holding the device-api binary (default: beside loadlab).
-    #[arg(long, env = "LOADLAB_BIN_DIR")]
-    pub bin_dir: Option<PathBuf>,
-}
-
-/// A child process that is stopped (SIGTERM, then SIGKILL) when dropped.
-struct Component {
-    name: &'static str,
-    child: Child,
-}
-
-impl Drop for Component {
-    fn drop(&mut self) {
-        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
+/// Starts the lab and keeps it until `stop` is set or a component exits.
+pub fn up(options: &LabOptions, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
+    let id = crate::session::new_id();
+    let mut session = Session::open(options, "up", &id, None)?;
+    let mut stack = Stack::start(&session.topology, &session.stack_options, &mut session.registration, &say)?;
+    let topology = &session.topology;
+    let loadgen_host = topology.host_with(Role::Loadgen).expect("validated");
+    let loadgen_listen = stack.layout.address(loadgen_host, Service::Loadgen);
+    let namespace_of =
+        |role: Role| topology.host_with(role).and_then(|host| stack.layout.namespaces.get(&host.name).cloned());
+    let mut urls: Vec<(String, String, Option<String>)> = Vec::new();
+    for (name, url) in &stack.urls {
+        let role = match name.as_str() {
+            "PostgreSQL" => Role::Database,
+            "device-api" => Role::DeviceApi,
+            "grpc-stress" => Role::GrpcStress,
+            _ => Role::Monitoring,
+        };
+        urls.push((name.clone(), url.clone(), namespace_of(role)));
+    }
+    urls.push((
+        "loadgen metrics (while loadgen runs)".into(),
+        format!("http://{loadgen_listen}"),
+        namespace_of(Role::Loadgen),
+    ));
+    session.registration.record.urls = urls.clone();
+    session.registration.save()?;
+    print_urls(&session.registration, &urls);
+    if !stack.missing.is_empty() {
+        for (name, why) in &stack.missing {
+            println!("missing: {name}: {why}");
         }
-        eprintln!("loadlab: {} did not stop within 10 s; killing it", self.name);
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
-}
-
-pub async fn up(options: UpOptions) -> anyhow::Result<()> {
-    let bin_dir = match options.bin_dir {
-        Some(dir) => dir,
-        None => std::env::current_exe()?.parent().context("loadlab has no parent directory")?.to_path_buf(),
-    };
-    let device_api = bin_dir.join("device-api");
-    if !device_api.is_file() {
-        bail!("device-api not found at {} (build the workspace, or set --bin-dir)", device_api.display());
-    }
-    let api_port = choose_port(options.api_port, options.any_port, "device-api", "--api-port")?;
-
-    eprintln!("loadlab: starting a private PostgreSQL");
-    let postgres = PostgresInstance::start().context("starting the private PostgreSQL")?;
-    postgres.create_database("device_api")?;
-    eprintln!("loadlab: PostgreSQL ready on 127.0.0.1:{}", postgres.port());
-
-    let api_address = SocketAddr::from((Ipv4Addr::LOCALHOST, api_port));
-    let log_path = postgres.dir_path().context("PostgreSQL directory")?.join("device-api.log");
-    let log = std::fs::File::create(&log_path)?;
-    eprintln!("loadlab: starting device-api on {api_address}");
-    let mut api = Component {
-        name: "device-api",
-        child: Command::new(&device_api)
-            .args(["--listen", &api_address.to_string(), "--database-url", &postgres.url("device_api")])
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .stdin(Stdio::null())
-            .spawn()
-            .with_context(|| format!("starting {}", device_api.display()))?,
-    };
-    wait_until_ready(&mut api, api_address, "/ready", Duration::from_secs(90))
-        .await
-        .with_context(|| format!("device-api did not become ready (log: {})", log_path.display()))?;
-
+    let api = stack.urls.iter().find(|(name, _)| name == "device-api").map(|(_, url)| url.clone()).unwrap_or_default();
+    let prometheus = stack.urls.iter().find(|(name, _)| name == "Prometheus").map(|(_, url)| url.clone());
+    let in_loadgen = namespace_of(Role::Loadgen).map(|ns| format!("ip netns exec {ns} ")).unwrap_or_default();
     println!();
-    println!("device-api   http://{api_address}   (OpenAPI: /openapi.json, metrics: /metrics)");
-    println!("PostgreSQL   {}", postgres.url("device_api"));
-    println!("logs         {}", log_path.display());
-    println!();
+    println!("Drive it (the loadgen host's metrics address, so Prometheus scrapes it):");
     println!(
-        "Try:  curl -s -XPOST -H 'content-type: application/json' -d '{{\"username\":\"me\"}}' http://{api_address}/login"
+        "  {in_loadgen}loadgen breakpoint --target {api} --listen {loadgen_listen}{}",
+        prometheus.as_ref().map(|url| format!(" --prometheus {url}")).unwrap_or_default()
     );
-    println!("Press Ctrl-C to stop and remove everything.");
+    if let Some(url) = &prometheus {
+        println!("Grafana: with the provisioning files of monitoring/grafana (see README, \"Grafana dashboards\"):");
+        println!(
+            "  PROMETHEUS_URL={url} LOADLAB_DASHBOARDS=$PWD/monitoring/grafana/dashboards \\\n  \
+             grafana-server --homepath /usr/share/grafana cfg:paths.provisioning=$PWD/monitoring/grafana/provisioning"
+        );
+    }
+    println!("Stop with Ctrl-C or `loadlab down`.");
 
-    let mut check = tokio::time::interval(Duration::from_secs(1));
-    let signal = loadlab_telemetry::shutdown_signal();
-    tokio::pin!(signal);
-    loop {
-        tokio::select! {
-            _ = &mut signal => break,
-            _ = check.tick() => {
-                if let Some(status) = api.child.try_wait()? {
-                    bail!("device-api exited unexpectedly ({status}); log: {}", log_path.display());
-                }
-            }
+    let outcome = loop {
+        if stop.load(Ordering::SeqCst) {
+            break Ok(());
+        }
+        if let Some((name, status)) = stack.exited() {
+            break Err(anyhow::anyhow!(
+                "{name} exited ({status}); its log: {}",
+                session.stack_options.log_dir.join(format!("{name}.log")).display()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    say("stopping the lab");
+    stack.stop();
+    outcome
+}
+
+fn print_urls(registration: &Registration, urls: &[(String, String, Option<String>)]) {
+    println!();
+    println!("lab {} ({}), started {}", registration.record.id, registration.record.kind, registration.record.started);
+    for (name, url, namespace) in urls {
+        let place = namespace.as_ref().map(|ns| format!("   (inside network namespace {ns})")).unwrap_or_default();
+        println!("  {name:<38} {url}{place}");
+    }
+    println!("  {:<38} {}", "working directory and logs", registration.record.work_dir.display());
+}
+
+/// `loadlab status`: every lab of this user, each URL probed.
+pub fn status() -> anyhow::Result<()> {
+    for line in crate::state::clean_stale() {
+        println!("cleaned up after a crashed lab: {line}");
+    }
+    let labs = records();
+    if labs.is_empty() {
+        println!("no lab is running (start one with `loadlab up`)");
+        return Ok(());
+    }
+    for (record, _) in labs {
+        println!("lab {} ({}, pid {}), started {}", record.id, record.kind, record.owner.pid, record.started);
+        for (name, url, namespace) in &record.urls {
+            let answer = probe(url, namespace.clone());
+            println!("  {name:<38} {url:<40} {answer}");
         }
     }
-    eprintln!("loadlab: stopping");
-    drop(api);
-    drop(postgres);
     Ok(())
 }
 
-/// `wanted`, when free; else a free port with `any_port`, or an error that says so.
-fn choose_port(wanted: u16, any_port: bool, component: &str, flag: &str) -> anyhow::Result<u16> {
-    match TcpListener::bind((Ipv4Addr::LOCALHOST, wanted)) {
-        Ok(_) => Ok(wanted),
-        Err(_) if any_port => Ok(crate::ports::free_loopback_port()?),
-        Err(error) => bail!(
-            "port {wanted} for {component} is taken ({error}); stop what holds it (`ss -ltnp 'sport = :{wanted}'`), \
-             choose another with {flag}, or pass --any-port"
-        ),
+/// Probes an http:// URL's root (or a known health path) from its namespace.
+fn probe(url: &str, namespace: Option<String>) -> String {
+    let Some(address) = url.strip_prefix("http://").and_then(|rest| rest.parse().ok()) else {
+        return String::new();
+    };
+    let placement = Placement { netns: namespace, cpus: None };
+    let path = if url.contains(":9090") || url.contains(":9091") { "/-/ready" } else { "/metrics" };
+    match placement.http_status(address, path) {
+        Some(200) => "up".into(),
+        Some(code) => format!("answers {code}"),
+        None => "not answering".into(),
     }
 }
 
-/// Polls `GET path` until it answers 200, the child exits, or `limit` passes.
-async fn wait_until_ready(
-    component: &mut Component,
-    address: SocketAddr,
-    path: &str,
-    limit: Duration,
-) -> anyhow::Result<()> {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if let Some(status) = component.child.try_wait()? {
-            bail!("{} exited during start-up ({status})", component.name);
-        }
-        let (probe_path, probe_address) = (path.to_string(), address);
-        let status = tokio::task::spawn_blocking(move || http_get_status(probe_address, &probe_path)).await?;
-        if status == Some(200) {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
+/// `loadlab down`: stops every lab started by `loadlab up` (SIGTERM to its owner) and
+/// waits until each has torn itself down.
+pub fn down() -> anyhow::Result<()> {
+    let labs: Vec<_> = records().into_iter().filter(|(record, alive)| *alive && record.kind == "up").collect();
+    if labs.is_empty() {
+        println!("no `loadlab up` lab is running");
+        return Ok(());
     }
-    bail!("{} not ready after {limit:?}", component.name)
+    for (record, _) in &labs {
+        println!("stopping lab {} (pid {})", record.id, record.owner.pid);
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(record.owner.pid as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while labs.iter().any(|(record, _)| record.owner.alive()) {
+        if Instant::now() > deadline {
+            bail!("a lab did not stop within 60 s; `loadlab status` shows which");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    for line in crate::state::clean_stale() {
+        println!("cleaned up: {line}");
+    }
+    println!("stopped");
+    Ok(())
 }

@@ -31,6 +31,7 @@ fn every_rule_evaluates_against_real_data() {
     let postgres = loadlab::PostgresInstance::start_with(loadlab::postgres::PostgresOptions {
         settings: vec![("fsync".into(), "off".into())],
         port: None,
+        ..Default::default()
     })
     .unwrap();
     postgres.create_database("device_api").unwrap();

@@ -51,6 +51,7 @@ fn main() {
     let postgres = loadlab::PostgresInstance::start_with(loadlab::postgres::PostgresOptions {
         settings: vec![("fsync".into(), "off".into())],
         port: None,
+        ..Default::default()
     })
     .expect("private PostgreSQL");
     postgres.create_database("device_api").unwrap();

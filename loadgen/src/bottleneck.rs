@@ -181,7 +181,8 @@ async fn instant_max(client: &HttpClient, base: &str, query: &str, at: SystemTim
         .reduce(f64::max))
 }
 
-fn encode(text: &str) -> String {
+/// Percent-encodes a query parameter.
+pub(crate) fn encode(text: &str) -> String {
     text.bytes()
         .map(|byte| match byte {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (byte as char).to_string(),

@@ -43,6 +43,10 @@ pub enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Export Prometheus series over a run's window into one CSV (time,name,labels,value),
+    /// so runs can be compared offline. Defaults: the window of --summary's run, every
+    /// signal of --bottlenecks and every recording rule of --rules.
+    Export(ExportArgs),
     /// Serve a trivial HTTP target (every request answered 200 "ok"), for measuring
     /// the generator itself against wrk or another tool.
     Target {
@@ -50,6 +54,38 @@ pub enum Command {
         #[arg(long, default_value = "127.0.0.1:8090")]
         listen: SocketAddr,
     },
+}
+
+/// `loadgen export`.
+#[derive(Args, Debug)]
+pub struct ExportArgs {
+    /// Prometheus base URL.
+    #[arg(long, env = "LOADGEN_PROMETHEUS")]
+    pub prometheus: String,
+    /// A run's summary.json: its window is the default range.
+    #[arg(long, required_unless_present_all = ["from", "to"])]
+    pub summary: Option<PathBuf>,
+    /// Start of the range: RFC 3339 or unix seconds (default: the run's start).
+    #[arg(long, value_parser = crate::export::parse_time)]
+    pub from: Option<f64>,
+    /// End of the range (default: the end of the run's last step).
+    #[arg(long, value_parser = crate::export::parse_time)]
+    pub to: Option<f64>,
+    /// Resolution of the series.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    pub step: Duration,
+    /// A PromQL query to export instead of the defaults (repeatable).
+    #[arg(long = "query")]
+    pub queries: Vec<String>,
+    /// The saturation signals (default queries).
+    #[arg(long, default_value = "monitoring/bottlenecks.toml")]
+    pub bottlenecks: PathBuf,
+    /// Rule files whose recording rules are exported (default queries; repeatable).
+    #[arg(long = "rules", default_value = "monitoring/prometheus/rules/red.yaml")]
+    pub rules: Vec<PathBuf>,
+    /// The CSV file to write.
+    #[arg(long)]
+    pub out: PathBuf,
 }
 
 /// Options every run takes.
@@ -384,7 +420,7 @@ impl Command {
     pub fn into_plan(self) -> Option<(CommonArgs, crate::profile::Profile)> {
         use crate::profile::{BreakpointPlan, Growth, Profile};
         Some(match self {
-            Command::Target { .. } | Command::Report { .. } | Command::Chat(_) => return None,
+            Command::Target { .. } | Command::Report { .. } | Command::Chat(_) | Command::Export(_) => return None,
             Command::Run(args) => {
                 let profile = match (args.pieces(), args.users) {
                     _ if args.command_every.is_some() => Profile::Routines {

@@ -3,6 +3,7 @@ pub mod bottleneck;
 pub mod chat;
 pub mod cli;
 pub mod engine;
+pub mod export;
 pub mod metrics;
 pub mod output;
 pub mod profile;

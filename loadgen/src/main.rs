@@ -15,6 +15,7 @@ async fn main() -> ExitCode {
         Command::Target { listen } => return serve_target(listen).await,
         Command::Report { dirs, out } => return merge_reports(&dirs, &out),
         Command::Chat(args) => return run_chat(args).await,
+        Command::Export(args) => return export(args).await,
         _ => {}
     }
     let (common, profile) = cli.command.into_plan().expect("every other command runs load");
@@ -34,6 +35,47 @@ async fn main() -> ExitCode {
         Ok((report, code)) => {
             print!("{}", loadgen::output::terminal::summary(&report));
             ExitCode::from(code)
+        }
+        Err(error) => {
+            eprintln!("loadgen: {error}");
+            ExitCode::from(EXIT_ABORTED)
+        }
+    }
+}
+
+/// `loadgen export`.
+async fn export(args: loadgen::cli::ExportArgs) -> ExitCode {
+    use loadgen::export::{ExportPlan, default_queries, export, run_window};
+    let window = match &args.summary {
+        Some(path) => match run_window(path) {
+            Ok(window) => Some(window),
+            Err(error) => {
+                eprintln!("loadgen: {error}");
+                return ExitCode::from(2);
+            }
+        },
+        None => None,
+    };
+    let (Some(from), Some(to)) = (args.from.or(window.map(|w| w.0)), args.to.or(window.map(|w| w.1))) else {
+        eprintln!("loadgen: give --summary, or both --from and --to");
+        return ExitCode::from(2);
+    };
+    let queries = if args.queries.is_empty() {
+        match default_queries(&args.bottlenecks, &args.rules, args.step * 4) {
+            Ok(queries) => queries,
+            Err(error) => {
+                eprintln!("loadgen: {error}");
+                return ExitCode::from(2);
+            }
+        }
+    } else {
+        args.queries.iter().map(|query| (query.clone(), query.clone())).collect()
+    };
+    let plan = ExportPlan { prometheus: args.prometheus.clone(), from, to, step: args.step, queries };
+    match export(&plan, &args.out).await {
+        Ok(rows) => {
+            eprintln!("loadgen: wrote {rows} samples of {} queries to {}", plan.queries.len(), args.out.display());
+            ExitCode::SUCCESS
         }
         Err(error) => {
             eprintln!("loadgen: {error}");

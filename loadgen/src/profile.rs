@@ -205,6 +205,9 @@ async fn breakpoint(
         // This instance's share of the rate is what it can be held to.
         step.broken = check(&plan.slo, &step.outcome.stats, rate * share, step.achieved_rate());
         step.held = Some(step.broken.is_empty());
+        if !interrupted {
+            crate::output::terminal::step_line(&step);
+        }
         if interrupted {
             steps.push(step);
             break;

@@ -39,14 +39,7 @@ pub fn wait_ready(address: SocketAddr, path: &str) {
     }
 }
 
-pub fn encode(text: &str) -> String {
-    text.bytes()
-        .map(|byte| match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (byte as char).to_string(),
-            _ => format!("%{byte:02X}"),
-        })
-        .collect()
-}
+pub use loadlab::server_process::encode_query as encode;
 
 /// `GET path` on `address`, the body as JSON.
 pub fn get_json(address: SocketAddr, path: &str) -> serde_json::Value {

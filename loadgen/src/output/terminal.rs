@@ -22,6 +22,19 @@ pub fn live_line(row: &SecondRow) {
     );
 }
 
+/// The verdict on one step of a breakpoint search, as it ends.
+pub fn step_line(step: &crate::profile::Step) {
+    let verdict =
+        if step.broken.is_empty() { "held".to_string() } else { format!("broke: {}", step.broken.join("; ")) };
+    eprintln!(
+        "loadgen: {} at {:.0}/s: achieved {:.0}/s, {} → {verdict}",
+        step.label,
+        step.offered_rate,
+        step.achieved_rate(),
+        ms(crate::output::report::percentiles(&step.outcome.stats.ok_latency(true)).p99).replace("ms", " ms p99"),
+    );
+}
+
 pub fn summary(report: &Report) -> String {
     let mut text = format!(
         "\n{:<10} {:>10} {:>10} {:>9} {:>8} {:>8} {:>10} {:>10} {:>10} {:>6}\n",

@@ -1,0 +1,129 @@
+//! What `loadlab run` and `loadlab up` share: their options, and setting up a lab
+//! session (clean up after crashed labs, read the topology, find the programs and the
+//! monitoring files, make the working directory and register the lab).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+
+use crate::netns::Netem;
+use crate::stack::{Isolation, StackOptions};
+use crate::state::Registration;
+use crate::topology::Topology;
+
+/// Options of every command that starts a lab.
+#[derive(Clone, Debug, clap::Args)]
+pub struct LabOptions {
+    /// The topology file (default: ./topology.toml, else the one built into loadlab).
+    #[arg(long, env = "LOADLAB_TOPOLOGY")]
+    pub topology: Option<PathBuf>,
+    /// process: everything on loopback (host 192.168.56.X as 127.0.56.X). netns: one
+    /// network namespace per host with the topology's addresses, processes pinned to
+    /// each host's share of the CPUs (needs root and iproute2).
+    #[arg(long, env = "LOADLAB_ISOLATION", value_enum, default_value = "process")]
+    pub isolation: Isolation,
+    /// process isolation: take a free port instead of failing when a topology port is
+    /// taken.
+    #[arg(long, env = "LOADLAB_ANY_PORT")]
+    pub any_port: bool,
+    /// netns isolation: delay and loss on every host's way out, `DELAY[,LOSS%]` (e.g.
+    /// `2ms,0.1%`; a round trip between two hosts sees the delay twice).
+    #[arg(long, env = "LOADLAB_NETEM")]
+    pub netem: Option<Netem>,
+    /// Directory holding device-api, grpc-stress and loadgen (default: beside loadlab).
+    #[arg(long, env = "LOADLAB_BIN_DIR")]
+    pub bin_dir: Option<PathBuf>,
+    /// The repository's monitoring/ directory (default: ./monitoring, else found above
+    /// the loadlab binary).
+    #[arg(long, env = "LOADLAB_MONITORING")]
+    pub monitoring: Option<PathBuf>,
+}
+
+/// A lab being set up: everything resolved, the working directory made and registered.
+pub struct Session {
+    pub topology: Topology,
+    pub topology_text: String,
+    pub topology_source: String,
+    pub stack_options: StackOptions,
+    pub registration: Registration,
+    /// Removed on drop (after the stack is gone).
+    _work_dir: tempfile::TempDir,
+}
+
+impl Session {
+    /// `kind` is "run" or "up"; `log_dir` is where component logs go (None: in the
+    /// working directory).
+    pub fn open(options: &LabOptions, kind: &str, id: &str, log_dir: Option<PathBuf>) -> anyhow::Result<Self> {
+        for line in crate::state::clean_stale() {
+            eprintln!("loadlab: cleaned up after a crashed lab: {line}");
+        }
+        let (topology_text, topology_source) = read_topology(options.topology.as_deref())?;
+        let topology = Topology::parse(&topology_text, &topology_source)?;
+        if options.netem.is_some() && options.isolation != Isolation::Netns {
+            bail!("--netem needs --isolation netns");
+        }
+        let bin_dir = match &options.bin_dir {
+            Some(dir) => dir.clone(),
+            None => std::env::current_exe()?.parent().context("loadlab has no parent directory")?.to_path_buf(),
+        };
+        for program in ["device-api", "grpc-stress", "loadgen"] {
+            if !bin_dir.join(program).is_file() {
+                bail!("{program} not found in {} (build the workspace, or set --bin-dir)", bin_dir.display());
+            }
+        }
+        let monitoring_dir = match &options.monitoring {
+            Some(dir) => dir.clone(),
+            None => find_monitoring_dir()?,
+        };
+        let work_dir = tempfile::Builder::new().prefix(&format!("loadlab-{id}-")).tempdir()?;
+        // Servers running as another user (PostgreSQL under root) must reach their
+        // directories inside it.
+        std::fs::set_permissions(work_dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
+        let registration = Registration::new(id, kind, work_dir.path())?;
+        let stack_options = StackOptions {
+            isolation: options.isolation,
+            any_port: options.any_port,
+            netem: options.netem.clone(),
+            bin_dir,
+            monitoring_dir,
+            work_dir: work_dir.path().to_path_buf(),
+            log_dir: log_dir.unwrap_or_else(|| work_dir.path().join("logs")),
+        };
+        Ok(Self { topology, topology_text, topology_source, stack_options, registration, _work_dir: work_dir })
+    }
+}
+
+/// A short id for a lab: its start time, to the second (UTC).
+pub fn new_id() -> String {
+    chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string()
+}
+
+/// The topology text and where it came from.
+fn read_topology(path: Option<&Path>) -> anyhow::Result<(String, String)> {
+    let path = match path {
+        Some(path) => path.to_path_buf(),
+        None if Path::new("topology.toml").is_file() => PathBuf::from("topology.toml"),
+        None => return Ok((crate::topology::BUILT_IN.to_string(), "topology.toml (built into loadlab)".to_string())),
+    };
+    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    Ok((text, path.display().to_string()))
+}
+
+/// ./monitoring, or the first `monitoring/` above the loadlab binary (a workspace
+/// build lives in <repo>/target/<profile>/).
+fn find_monitoring_dir() -> anyhow::Result<PathBuf> {
+    let is_it = |dir: &Path| dir.join("prometheus/rules").is_dir() && dir.join("bottlenecks.toml").is_file();
+    if is_it(Path::new("monitoring")) {
+        return Ok(PathBuf::from("monitoring").canonicalize()?);
+    }
+    let exe = std::env::current_exe()?;
+    for ancestor in exe.ancestors().skip(1) {
+        let candidate = ancestor.join("monitoring");
+        if is_it(&candidate) {
+            return Ok(candidate);
+        }
+    }
+    bail!(
+        "cannot find the monitoring/ directory (rules, bottlenecks.toml); run from the repository or pass --monitoring"
+    )
+}
