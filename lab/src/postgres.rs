@@ -345,6 +345,14 @@ impl Drop for PostgresInstance {
     }
 }
 
+/// Whether the TimescaleDB extension is installed beside the server (then the lab
+/// preloads it, and device-api makes a hypertable).
+pub fn has_timescaledb() -> bool {
+    find_bin_dir()
+        .and_then(|dir| dir.parent().map(|parent| parent.join("lib/timescaledb.so")))
+        .is_some_and(|so| so.is_file())
+}
+
 /// The `postgres` server binary this machine has, if any.
 pub fn server_binary() -> Option<PathBuf> {
     find_bin_dir().map(|dir| dir.join("postgres"))

@@ -158,7 +158,16 @@ pub fn run(options: &RunOptions, stop: Arc<AtomicBool>) -> anyhow::Result<u8> {
     say("stopping the lab");
     stack.stop();
     drop(session);
-    say(&format!("done in {:.0} s: {}", started.elapsed().as_secs_f64(), run_dir.join("report.html").display()));
+    let report = run_dir.join("report.html");
+    let seconds = started.elapsed().as_secs_f64();
+    if report.is_file() {
+        say(&format!("done in {seconds:.0} s (loadgen exit code {code}): {}", report.display()));
+    } else {
+        say(&format!(
+            "done in {seconds:.0} s, but loadgen exited {code} without a report: see {}",
+            log_dir.join("loadgen.log").display()
+        ));
+    }
     Ok(code)
 }
 

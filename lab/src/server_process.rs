@@ -30,6 +30,9 @@ pub enum ServerError {
 pub struct ServerSpec {
     /// Program name, looked up on PATH, or a path.
     pub program: String,
+    /// Other names it goes by (nixpkgs installs `pushgateway` where Debian has
+    /// `prometheus-pushgateway`).
+    pub aliases: Vec<&'static str>,
     /// Debian package that provides it, for the error message.
     pub package: &'static str,
     /// Arguments; `{address}` and `{dir}` are replaced.
@@ -47,6 +50,7 @@ impl ServerSpec {
     pub fn new(program: &str, package: &'static str, args: &[&str], ready_path: &'static str) -> Self {
         Self {
             program: program.to_string(),
+            aliases: Vec::new(),
             package,
             args: args.iter().map(|arg| arg.to_string()).collect(),
             ready_path,
@@ -109,12 +113,16 @@ impl ServerProcess {
 
     /// Starts `spec` at `site` and waits until its ready path answers 200.
     pub fn start_at(spec: &ServerSpec, site: &Site) -> Result<Self, ServerError> {
-        let binary = if spec.program.contains('/') { Some(PathBuf::from(&spec.program)) } else { which(&spec.program) }
-            .filter(|path| path.is_file())
-            .ok_or_else(|| ServerError::NotInstalled {
-                program: spec.program.to_string(),
-                package: spec.package.to_string(),
-            })?;
+        let binary = if spec.program.contains('/') {
+            Some(PathBuf::from(&spec.program))
+        } else {
+            which(&spec.program).or_else(|| spec.aliases.iter().find_map(|alias| which(alias)))
+        }
+        .filter(|path| path.is_file())
+        .ok_or_else(|| ServerError::NotInstalled {
+            program: spec.program.to_string(),
+            package: spec.package.to_string(),
+        })?;
         let address = site.address;
         let dir_text = site.dir.display().to_string();
         let log =
@@ -213,7 +221,14 @@ pub(crate) fn stop_child(child: &mut Child, limit: Duration) {
 
 /// Pushgateway (Debian package prometheus-pushgateway).
 pub fn pushgateway_spec() -> ServerSpec {
-    ServerSpec::new("prometheus-pushgateway", "prometheus-pushgateway", &["--web.listen-address={address}"], "/-/ready")
+    let mut spec = ServerSpec::new(
+        "prometheus-pushgateway",
+        "prometheus-pushgateway",
+        &["--web.listen-address={address}"],
+        "/-/ready",
+    );
+    spec.aliases.push("pushgateway");
+    spec
 }
 
 /// Prometheus with `config` as its prometheus.yml (rule files given by absolute
@@ -233,7 +248,9 @@ pub fn prometheus_spec(config: &str) -> ServerSpec {
 /// Node exporter (Debian package prometheus-node-exporter).
 pub fn node_exporter_spec() -> ServerSpec {
     let args = ["--web.listen-address={address}", "--collector.processes"];
-    ServerSpec::new("prometheus-node-exporter", "prometheus-node-exporter", &args, "/metrics")
+    let mut spec = ServerSpec::new("prometheus-node-exporter", "prometheus-node-exporter", &args, "/metrics");
+    spec.aliases.push("node_exporter");
+    spec
 }
 
 /// Postgres exporter for the database at `dsn` (Debian package
@@ -241,6 +258,7 @@ pub fn node_exporter_spec() -> ServerSpec {
 pub fn postgres_exporter_spec(dsn: &str) -> ServerSpec {
     let args = ["--web.listen-address={address}"];
     let mut spec = ServerSpec::new("prometheus-postgres-exporter", "prometheus-postgres-exporter", &args, "/metrics");
+    spec.aliases.push("postgres_exporter");
     spec.env.push(("DATA_SOURCE_NAME".into(), dsn.into()));
     spec
 }

@@ -117,10 +117,13 @@ fn find_monitoring_dir() -> anyhow::Result<PathBuf> {
         return Ok(PathBuf::from("monitoring").canonicalize()?);
     }
     let exe = std::env::current_exe()?;
+    // A workspace build is <repo>/target/<profile>/loadlab; an installed package is
+    // <prefix>/bin/loadlab with <prefix>/share/loadlab/monitoring.
     for ancestor in exe.ancestors().skip(1) {
-        let candidate = ancestor.join("monitoring");
-        if is_it(&candidate) {
-            return Ok(candidate);
+        for candidate in [ancestor.join("monitoring"), ancestor.join("share/loadlab/monitoring")] {
+            if is_it(&candidate) {
+                return Ok(candidate);
+            }
         }
     }
     bail!(

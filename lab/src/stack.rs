@@ -203,8 +203,14 @@ impl Stack {
                 allowed
             }
         };
+        let settings = if crate::postgres::has_timescaledb() {
+            say("  TimescaleDB found: preloading it");
+            vec![("shared_preload_libraries".to_string(), "timescaledb".to_string())]
+        } else {
+            Vec::new()
+        };
         let postgres = PostgresInstance::start_with(PostgresOptions {
-            settings: Vec::new(),
+            settings,
             port: Some(db_address.port()),
             listen: Some(layout.ip(db)),
             placement: layout.placement(db),

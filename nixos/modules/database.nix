@@ -1,0 +1,126 @@
+# The database host: PostgreSQL 17 with TimescaleDB, the device_api database and role
+# (password from a file, set by postgresql-setup.service), TCP access for that role
+# only from the topology's device-api host, and the postgres exporter.
+{
+  config,
+  lib,
+  pkgs,
+  ...
+}:
+let
+  cfg = config.services.loadlab.database;
+  topology = config.services.loadlab.topology;
+  app = topology.hostOf "device-api";
+in
+{
+  imports = [ ./host.nix ];
+
+  options.services.loadlab.database = {
+    enable = lib.mkEnableOption "the loadlab database (PostgreSQL 17, TimescaleDB, postgres exporter)";
+
+    package = lib.mkPackageOption pkgs "postgresql_17" { };
+
+    timescaledb = lib.mkOption {
+      type = lib.types.enum [
+        "apache"
+        "tsl"
+        "none"
+      ];
+      default = "apache";
+      description = ''
+        Which TimescaleDB build to load. `apache` (`timescaledb-apache`, Apache-2.0)
+        has hypertables, which is all device-api needs. `tsl` (`timescaledb`) adds
+        compression, continuous aggregates and policies under the Timescale License,
+        which nixpkgs marks unfree: allow it where nixpkgs is imported, e.g.
+        `nixpkgs.config.allowUnfreePredicate = pkg: lib.getName pkg == "timescaledb";`
+        (the flake's `allowTimescaleTsl` does this). `none`: plain PostgreSQL; device-api
+        then makes native daily partitions.
+      '';
+    };
+
+    port = lib.mkOption {
+      type = lib.types.port;
+      default = topology.ports.postgresql;
+      defaultText = lib.literalMD "`[ports] postgresql` of the topology (5432)";
+      description = "PostgreSQL port.";
+    };
+
+    name = lib.mkOption {
+      type = lib.types.str;
+      default = "device_api";
+      description = "Database (and owning role) for device-api.";
+    };
+
+    passwordFile = lib.mkOption {
+      type = lib.types.str;
+      default = "/run/loadlab-secrets/db-password";
+      description = ''
+        File holding the role's password, read at setup (as a systemd credential). The
+        device-api host reads the same password from its own copy.
+      '';
+    };
+
+    allowedHosts = lib.mkOption {
+      type = lib.types.listOf lib.types.str;
+      default = [ app.address ];
+      defaultText = lib.literalMD "the address of the topology's device-api host";
+      description = "Addresses allowed to log in as the role over TCP (password, scram-sha-256).";
+    };
+
+    exporter.enable = lib.mkOption {
+      type = lib.types.bool;
+      default = true;
+      description = "Run the postgres exporter (scraped by the monitoring host).";
+    };
+  };
+
+  config = lib.mkIf cfg.enable {
+    services.postgresql = {
+      enable = true;
+      inherit (cfg) package;
+      extensions =
+        ps:
+        lib.optional (cfg.timescaledb == "apache") ps.timescaledb-apache
+        ++ lib.optional (cfg.timescaledb == "tsl") ps.timescaledb;
+      enableTCPIP = true;
+      settings = {
+        inherit (cfg) port;
+        shared_preload_libraries = lib.optional (cfg.timescaledb != "none") "timescaledb";
+        max_connections = 200;
+      };
+      authentication = lib.concatMapStrings (
+        address: "host ${cfg.name} ${cfg.name} ${address}/32 scram-sha-256\n"
+      ) cfg.allowedHosts;
+      ensureDatabases = [ cfg.name ];
+      ensureUsers = [
+        {
+          inherit (cfg) name;
+          ensureDBOwnership = true;
+          ensureClauses.login = true;
+        }
+      ];
+    };
+
+    # Ensured roles have no password (reference/nixos.md): set it from the file, read
+    # as a credential so the postgres user never needs access to the secret's path.
+    # `\set` with backquotes keeps it off psql's command line.
+    systemd.services.postgresql-setup = {
+      serviceConfig.LoadCredential = [ "db-password:${cfg.passwordFile}" ];
+      script = lib.mkAfter ''
+        psql -d postgres -v ON_ERROR_STOP=1 <<'SQL'
+        \set password `cat "$CREDENTIALS_DIRECTORY/db-password"`
+        ALTER ROLE ${cfg.name} WITH LOGIN PASSWORD :'password';
+        SQL
+      '';
+    };
+
+    services.prometheus.exporters.postgres = lib.mkIf cfg.exporter.enable {
+      enable = true;
+      port = topology.ports.postgres-exporter;
+      runAsLocalSuperUser = true;
+      openFirewall = true;
+    };
+
+    networking.firewall.allowedTCPPorts = [ cfg.port ];
+  };
+}

@@ -1,0 +1,119 @@
+# device-api, the model IoT collection API, as a hardened systemd service. Its
+# command line comes from nixos/lib/args.nix (checked against the program's own parser
+# in CI); the database password is read from a file at start (LoadCredential), never
+# put in the Nix store or on the command line.
+{
+  config,
+  lib,
+  pkgs,
+  ...
+}:
+let
+  cfg = config.services.loadlab.device-api;
+  topology = config.services.loadlab.topology;
+  args = import ../lib/args.nix { inherit (config.services.loadlab) topologyFile; };
+  database = topology.hostOf "database";
+  commandLine = args.deviceApi {
+    listen = "${cfg.listenAddress}:${toString cfg.port}";
+    inherit (cfg) settings;
+  };
+  start = pkgs.writeShellScript "device-api-start" ''
+    password=$(< "$CREDENTIALS_DIRECTORY/db-password")
+    export DEVICE_API_DATABASE_URL="postgres://${cfg.database.user}:$password@${cfg.database.host}:${toString cfg.database.port}/${cfg.database.name}"
+    exec ${lib.getExe' cfg.package "device-api"} ${lib.escapeShellArgs commandLine}
+  '';
+in
+{
+  imports = [ ./host.nix ];
+
+  options.services.loadlab.device-api = {
+    enable = lib.mkEnableOption "device-api, loadlab's model IoT device-collection API";
+
+    package = lib.mkPackageOption pkgs "loadlab" { };
+
+    listenAddress = lib.mkOption {
+      type = lib.types.str;
+      default = "0.0.0.0";
+      description = "Address to listen on.";
+    };
+
+    port = lib.mkOption {
+      type = lib.types.port;
+      default = topology.ports.device-api;
+      defaultText = lib.literalMD "`[ports] device-api` of the topology (8080)";
+      description = "Port to listen on.";
+    };
+
+    database = {
+      host = lib.mkOption {
+        type = lib.types.str;
+        default = database.address;
+        defaultText = lib.literalMD "the address of the topology's database host";
+        description = "PostgreSQL host.";
+      };
+      port = lib.mkOption {
+        type = lib.types.port;
+        default = topology.ports.postgresql;
+        defaultText = lib.literalMD "`[ports] postgresql` of the topology (5432)";
+        description = "PostgreSQL port.";
+      };
+      name = lib.mkOption {
+        type = lib.types.str;
+        default = "device_api";
+        description = "Database name.";
+      };
+      user = lib.mkOption {
+        type = lib.types.str;
+        default = "device_api";
+        description = "Database role.";
+      };
+      passwordFile = lib.mkOption {
+        type = lib.types.str;
+        default = "/run/loadlab-secrets/db-password";
+        description = ''
+          File holding the role's password (URL-safe characters, e.g. hex), the same
+          file the database host reads. Never a store path in production: deploy it
+          out of band (`nix run .#deploy-vbox` hands it to its VMs).
+        '';
+      };
+    };
+
+    settings = lib.mkOption {
+      type = with lib.types; attrsOf (oneOf [ str int float bool (listOf str) ]);
+      default = topology.topology.settings.device-api or { };
+      defaultText = lib.literalMD "`[settings.device-api]` of the topology";
+      example = {
+        pool-size = 32;
+        writers = 4;
+      };
+      description = ''
+        device-api's long options (`device-api --help`): `pool-size = 32` becomes
+        `--pool-size 32`, `true` a bare flag.
+      '';
+    };
+
+    openFirewall = lib.mkOption {
+      type = lib.types.bool;
+      default = true;
+      description = "Open the port in the firewall.";
+    };
+  };
+
+  config = lib.mkIf cfg.enable {
+    systemd.services.loadlab-device-api = {
+      description = "loadlab device-api";
+      wantedBy = [ "multi-user.target" ];
+      wants = [ "network-online.target" ];
+      after = [ "network-online.target" ];
+      serviceConfig = import ../lib/hardening.nix // {
+        ExecStart = start;
+        LoadCredential = [ "db-password:${cfg.database.passwordFile}" ];
+        Restart = "on-failure";
+        RestartSec = 2;
+        # device-api drains in-flight requests on SIGTERM.
+        TimeoutStopSec = 30;
+      };
+    };
+    networking.firewall.allowedTCPPorts = lib.optional cfg.openFirewall cfg.port;
+  };
+}

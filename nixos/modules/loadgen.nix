@@ -1,0 +1,120 @@
+# The loadgen host: a unit that waits until its target and Prometheus answer, runs the
+# plan's breakpoint search once (on boot, or `systemctl start loadlab-loadgen`),
+# keeps every run under /var/lib/loadlab-loadgen/results/<run id>/, pushes its figures
+# to the Pushgateway, and serves /metrics on the loadgen port while it runs.
+{
+  config,
+  lib,
+  pkgs,
+  ...
+}:
+let
+  cfg = config.services.loadlab.loadgen;
+  topology = config.services.loadlab.topology;
+  args = import ../lib/args.nix { inherit (config.services.loadlab) topologyFile; };
+  plan = topology.plans.${cfg.plan};
+  monitor = topology.hostOf "monitoring";
+  prometheus = "http://${monitor.address}:${toString topology.ports.prometheus}";
+  commandLine = args.loadgenBreakpoint {
+    target = cfg.target;
+    plan = cfg.settings;
+    listen = "0.0.0.0:${toString cfg.port}";
+    inherit prometheus;
+    pushgateway = "http://${monitor.address}:${toString topology.ports.pushgateway}";
+    bottlenecks = "${../../monitoring}/bottlenecks.toml";
+  };
+  # What must answer before the run starts: the target's readiness and Prometheus.
+  readyUrls = [
+    (
+      if plan.target == "grpc-stress" then
+        "http://${(topology.hostOf "grpc-stress").address}:${toString topology.ports.grpc-stress-metrics}/metrics"
+      else
+        "${cfg.target}/ready"
+    )
+    "${prometheus}/-/ready"
+  ];
+  waitForTargets = pkgs.writeShellScript "loadgen-wait-for-targets" ''
+    for url in ${lib.escapeShellArgs readyUrls}; do
+      for attempt in $(seq 300); do
+        ${lib.getExe pkgs.curl} -fsS -o /dev/null --max-time 2 "$url" && continue 2
+        sleep 1
+      done
+      echo "$url did not answer within 300 s" >&2
+      exit 1
+    done
+  '';
+  run = pkgs.writeShellScript "loadgen-run" ''
+    export LOADGEN_RUN_ID=$(date -u +%Y%m%dT%H%M%SZ)
+    export LOADGEN_OUT="$STATE_DIRECTORY/results/$LOADGEN_RUN_ID"
+    exec ${lib.getExe' cfg.package "loadgen"} ${lib.escapeShellArgs commandLine}
+  '';
+in
+{
+  imports = [ ./host.nix ];
+
+  options.services.loadlab.loadgen = {
+    enable = lib.mkEnableOption "loadgen, running one of the topology's plans until the system breaks";
+
+    package = lib.mkPackageOption pkgs "loadlab" { };
+
+    plan = lib.mkOption {
+      type = lib.types.str;
+      default = topology.defaultPlan;
+      defaultText = lib.literalMD "`[lab] default_plan` of the topology";
+      description = "Which `[plans.NAME]` of the topology to run.";
+    };
+
+    target = lib.mkOption {
+      type = lib.types.str;
+      default = args.planTarget plan;
+      defaultText = lib.literalMD "device-api or grpc-stress on its topology host, per the plan's `target`";
+      description = "Base URL of the system under test.";
+    };
+
+    settings = lib.mkOption {
+      type = with lib.types; attrsOf (oneOf [ str int float bool (listOf str) ]);
+      default = plan.loadgen;
+      defaultText = lib.literalMD "`[plans.<plan>.loadgen]` of the topology";
+      description = "Long options of `loadgen breakpoint` (`loadgen breakpoint --help`).";
+    };
+
+    port = lib.mkOption {
+      type = lib.types.port;
+      default = topology.ports.loadgen;
+      defaultText = lib.literalMD "`[ports] loadgen` of the topology (8089)";
+      description = "Port of loadgen's `/metrics` while it runs.";
+    };
+
+    runOnBoot = lib.mkOption {
+      type = lib.types.bool;
+      default = true;
+      description = "Run the plan once at boot; otherwise start it with `systemctl start loadlab-loadgen`.";
+    };
+  };
+
+  config = lib.mkIf cfg.enable {
+    assertions = [
+      {
+        assertion = builtins.hasAttr cfg.plan topology.plans;
+        message = "services.loadlab.loadgen.plan = \"${cfg.plan}\" is not a plan of the topology";
+      }
+    ];
+    systemd.services.loadlab-loadgen = {
+      description = "loadlab loadgen: plan ${cfg.plan} until the SLO breaks";
+      wantedBy = lib.optional cfg.runOnBoot "multi-user.target";
+      wants = [ "network-online.target" ];
+      after = [ "network-online.target" ];
+      serviceConfig = import ../lib/hardening.nix // {
+        Type = "oneshot";
+        RemainAfterExit = true;
+        ExecStartPre = waitForTargets;
+        ExecStart = run;
+        StateDirectory = "loadlab-loadgen";
+        # A plan that broke a threshold (99) is a result, not a failed unit.
+        SuccessExitStatus = [ 99 ];
+        TimeoutStartSec = "2h";
+      };
+    };
+    networking.firewall.allowedTCPPorts = [ cfg.port ];
+  };
+}

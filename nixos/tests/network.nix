@@ -1,0 +1,101 @@
+# The whole topology as NixOS test VMs (`nix flake check` runs it as
+# checks.<system>.network): one node per host of topology.toml with its roles, memory
+# trimmed, the `smoke` plan. It checks that every unit comes up, Prometheus sees every
+# target up, Grafana serves the provisioned dashboards, and loadgen finds a breaking
+# point whose result reaches the Pushgateway and Prometheus.
+{
+  topology,
+  module,
+}:
+{ pkgs, lib, ... }:
+let
+  # A test-only password: in the store, which is fine for a throwaway test network
+  # and nowhere else (deployments hand it in out of band).
+  password = pkgs.writeText "loadlab-test-db-password" "0123456789abcdef0123456789abcdef";
+  memoryOf = host: lib.min host.memory_mib (if builtins.elem "database" host.roles then 1536 else 1024);
+  monitor = (topology.hostOf "monitoring").name;
+  loadgen = (topology.hostOf "loadgen").name;
+  app = (topology.hostOf "device-api").name;
+  db = (topology.hostOf "database").name;
+  inherit (topology) ports;
+  # Scrape targets while loadgen is not running: all but loadgen's.
+  targetsWithoutLoadgen = lib.length (lib.flatten (lib.attrValues (removeAttrs topology.derived.scrape_jobs [ "loadgen" ])));
+in
+{
+  name = "loadlab-network";
+
+  nodes = builtins.listToAttrs (
+    map (host: {
+      inherit (host) name;
+      value = {
+        imports = [ module ];
+        services.loadlab.hostName = host.name;
+        # The test network's interface (the test framework puts its own address on
+        # it too; ours is the topology's).
+        services.loadlab.interface = "eth1";
+        services.loadlab.database.passwordFile = "${password}";
+        services.loadlab.device-api.database.passwordFile = "${password}";
+        services.loadlab.loadgen = {
+          plan = "smoke";
+          runOnBoot = false;
+        };
+        virtualisation.memorySize = memoryOf host;
+        virtualisation.cores = host.vcpus;
+        # nixos/modules/config/system-path.nix: environment.systemPackages.
+        environment.systemPackages = [
+          pkgs.curl
+          pkgs.jq
+        ];
+      };
+    }) topology.hosts
+  );
+
+  testScript = ''
+    import json
+
+    start_all()
+
+    with subtest("every unit comes up"):
+        ${db}.wait_for_unit("postgresql.target")
+        ${db}.wait_for_unit("prometheus-postgres-exporter.service")
+        ${app}.wait_for_unit("loadlab-device-api.service")
+        ${app}.wait_for_open_port(${toString ports.device-api})
+        ${monitor}.wait_for_unit("prometheus.service")
+        ${monitor}.wait_for_unit("pushgateway.service")
+        ${monitor}.wait_for_unit("grafana.service")
+        ${monitor}.wait_for_open_port(${toString ports.grafana})
+        for machine in machines:
+            machine.wait_for_unit("prometheus-node-exporter.service")
+        ${app}.wait_until_succeeds("curl -fs http://127.0.0.1:${toString ports.device-api}/ready")
+
+    with subtest("Prometheus sees every target up"):
+        ${monitor}.wait_until_succeeds(
+            "test $(curl -fs 'http://127.0.0.1:${toString ports.prometheus}/api/v1/query?query=count(up==1)' "
+            "| jq -r '.data.result[0].value[1]') -ge ${toString targetsWithoutLoadgen}",
+            timeout=180,
+        )
+
+    with subtest("Grafana serves the provisioned dashboards"):
+        dashboards = json.loads(${monitor}.succeed(
+            "curl -fs -u admin:$(cat /var/lib/loadlab-grafana-secrets/admin-password) "
+            "'http://127.0.0.1:${toString ports.grafana}/api/search?type=dash-db'"
+        ))
+        titles = [dashboard["title"] for dashboard in dashboards]
+        assert len(titles) >= 6, f"provisioned dashboards: {titles}"
+        ${monitor}.fail("curl -fs -u admin:admin 'http://127.0.0.1:${toString ports.grafana}/api/search'")
+
+    with subtest("loadgen finds a breaking point"):
+        ${loadgen}.succeed("systemctl start loadlab-loadgen.service")
+        summary = json.loads(${loadgen}.succeed("cat /var/lib/loadlab-loadgen/results/*/summary.json"))
+        assert summary["breaking_point"]["rate"] is not None, summary["breaking_point"]
+        assert summary["bottlenecks"]["verdict"], "no bottleneck verdict"
+
+    with subtest("the result reaches the Pushgateway and Prometheus"):
+        ${monitor}.succeed("curl -fs http://127.0.0.1:${toString ports.pushgateway}/metrics | grep -q '^loadgen_breaking_point_rate'")
+        ${monitor}.wait_until_succeeds(
+            "curl -fs 'http://127.0.0.1:${toString ports.prometheus}/api/v1/query?query=loadgen_breaking_point_rate' "
+            "| jq -e '.data.result | length > 0'",
+            timeout=60,
+        )
+  '';
+}

@@ -1,0 +1,96 @@
+# What a loadlab host needs as a VirtualBox guest (added to each
+# nixosConfigurations.<host>; the VirtualBox image module itself comes from
+# `system.build.images.virtualbox`, nixos/modules/image/images.nix): the memory and
+# CPUs of the topology, the second adapter on the host-only network with a MAC derived
+# from the address, predictable `eth0`/`eth1` names, and the database password handed
+# in by `deploy-vbox` as a guest property (never in the store).
+{
+  config,
+  lib,
+  pkgs,
+  ...
+}:
+let
+  cfg = config.services.loadlab;
+  host = cfg.topology.hostsByName.${cfg.hostName};
+  lastOctet = lib.toInt (lib.last (lib.splitString "." host.address));
+  secret = "/run/loadlab-secrets/db-password";
+  usesPassword = config.services.loadlab.database.enable || config.services.loadlab.device-api.enable;
+in
+{
+  # nixos/modules/image/images.nix: image.modules.<variant> (a list of modules).
+  image.modules.virtualbox = [
+    {
+      virtualbox = {
+        vmName = "loadlab-${cfg.hostName}";
+        memorySize = host.memory_mib;
+        params = {
+          cpus = host.vcpus;
+          nic2 = "hostonly";
+          hostonlyadapter2 = "vboxnet0";
+          macaddress2 = "0800275638" + lib.fixedWidthString 2 "0" (lib.toHexString lastOctet);
+        };
+      };
+    }
+  ];
+
+  # nixos/modules/tasks/network-interfaces.nix: networking.usePredictableInterfaceNames.
+  networking.usePredictableInterfaceNames = false;
+  services.loadlab.interface = "eth1";
+
+  # Root over SSH with the deployer's key (handed in as a guest property, see
+  # loadlab-guest-properties below), for `nixos-rebuild --target-host`.
+  # nixos/modules/services/networking/ssh/sshd.nix: services.openssh.{enable,settings}.
+  services.openssh = {
+    enable = true;
+    settings.PasswordAuthentication = false;
+  };
+  networking.firewall.allowedTCPPorts = [ 22 ];
+
+  system.stateVersion = "26.05";
+
+  systemd.services.loadlab-ssh-key = {
+    description = "Authorise the deployer's SSH key from the VirtualBox guest property";
+    wantedBy = [ "multi-user.target" ];
+    before = [ "sshd.service" ];
+    serviceConfig.Type = "oneshot";
+    script = ''
+      value=$(${config.boot.kernelPackages.virtualboxGuestAdditions}/bin/VBoxControl --nologo guestproperty get /loadlab/ssh-key || true)
+      case "$value" in
+        "Value: "*)
+          install -d -m 0700 /root/.ssh
+          printf '%s\n' "''${value#Value: }" > /root/.ssh/authorized_keys
+          chmod 0600 /root/.ssh/authorized_keys
+          ;;
+        *) echo "no /loadlab/ssh-key guest property: root login over SSH stays closed" ;;
+      esac
+    '';
+  };
+
+  systemd.services.loadlab-secrets = lib.mkIf usesPassword {
+    description = "Fetch the lab's database password from the VirtualBox guest property";
+    wantedBy = [ "multi-user.target" ];
+    before = [
+      "postgresql-setup.service"
+      "loadlab-device-api.service"
+    ];
+    requiredBy = lib.optional config.services.loadlab.database.enable "postgresql-setup.service"
+      ++ lib.optional config.services.loadlab.device-api.enable "loadlab-device-api.service";
+    serviceConfig = {
+      Type = "oneshot";
+      RemainAfterExit = true;
+      RuntimeDirectory = "loadlab-secrets";
+      RuntimeDirectoryMode = "0700";
+      RuntimeDirectoryPreserve = true;
+    };
+    script = ''
+      value=$(${config.boot.kernelPackages.virtualboxGuestAdditions}/bin/VBoxControl --nologo guestproperty get /loadlab/db-password)
+      case "$value" in
+        "Value: "*) ;;
+        *) echo "no /loadlab/db-password guest property (deploy with nix run .#deploy-vbox)" >&2; exit 1 ;;
+      esac
+      umask 077
+      printf '%s' "''${value#Value: }" > ${secret}
+    '';
+  };
+}
