@@ -1,9 +1,15 @@
 //! Bottleneck analysis: after a breakpoint search, ask Prometheus which resource
 //! saturated. The signals are data (`monitoring/bottlenecks.toml`): each is read over
 //! the last step that held and over the first that broke (each over its own step's
-//! window), scored against its limit, and the resources ranked by saturation at the
-//! broken step plus its growth from the held one. When the generator's own signal
-//! ranks first the verdict says so, instead of blaming the server.
+//! window) and scored against its limit.
+//!
+//! Ranking follows cause before symptom. A signal at or over its limit is saturated;
+//! saturated signals come first, ordered by their `precedence`: the generator (its
+//! figures are void when it cannot keep up), then what slows everything else (CPU,
+//! disk, memory: 1), then capacity limits (pools, connections, workers: 2), then the
+//! queues and waits those produce (3). A starved CPU makes every wait grow, so a
+//! wait must not outrank it. Signals under their limits follow, by saturation at the
+//! broken step plus its growth from the held one.
 
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -26,6 +32,13 @@ pub struct Signal {
     pub reading: String,
     #[serde(default)]
     pub generator: bool,
+    /// 1 resources that slow everything, 2 capacity limits, 3 queues and waits.
+    #[serde(default = "default_precedence")]
+    pub precedence: u8,
+}
+
+fn default_precedence() -> u8 {
+    2
 }
 
 #[derive(Deserialize)]
@@ -60,6 +73,8 @@ pub struct Reading {
     pub query: String,
     pub limit: f64,
     pub generator: bool,
+    #[serde(default = "default_precedence")]
+    pub precedence: u8,
     /// Over the last step that held.
     pub held: Option<f64>,
     /// Over the first step that broke.
@@ -97,11 +112,18 @@ pub fn rank(mut readings: Vec<Reading>) -> Vec<Reading> {
         };
     }
     let key = |reading: &Reading| reading.saturation.map(|s| s + reading.growth.unwrap_or(0.0).max(0.0));
-    readings.sort_by(|a, b| match (key(a), key(b)) {
-        (Some(a), Some(b)) => b.total_cmp(&a),
-        (Some(_), None) => std::cmp::Ordering::Less,
-        (None, Some(_)) => std::cmp::Ordering::Greater,
-        (None, None) => std::cmp::Ordering::Equal,
+    // Saturated first, by precedence (the generator before everything).
+    let tier = |reading: &Reading| match reading.saturation {
+        Some(saturation) if saturation >= 1.0 => (0, if reading.generator { 0 } else { reading.precedence }),
+        _ => (1, 0),
+    };
+    readings.sort_by(|a, b| {
+        tier(a).cmp(&tier(b)).then_with(|| match (key(a), key(b)) {
+            (Some(a), Some(b)) => b.total_cmp(&a),
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (None, None) => std::cmp::Ordering::Equal,
+        })
     });
     readings
 }
@@ -152,6 +174,7 @@ pub async fn analyse(base: &str, signals: &[Signal], held: Option<Window>, broke
             query: signal.query.clone(),
             limit: signal.limit,
             generator: signal.generator,
+            precedence: signal.precedence,
             held,
             broke,
             saturation: None,
@@ -196,6 +219,17 @@ mod tests {
     use super::*;
 
     fn reading(resource: &str, limit: f64, held: Option<f64>, broke: Option<f64>, generator: bool) -> Reading {
+        ranked(resource, 2, limit, held, broke, generator)
+    }
+
+    fn ranked(
+        resource: &str,
+        precedence: u8,
+        limit: f64,
+        held: Option<f64>,
+        broke: Option<f64>,
+        generator: bool,
+    ) -> Reading {
         Reading {
             resource: resource.into(),
             kind: "utilization".into(),
@@ -203,6 +237,7 @@ mod tests {
             query: String::new(),
             limit,
             generator,
+            precedence,
             held,
             broke,
             saturation: None,
@@ -222,6 +257,27 @@ mod tests {
         let order: Vec<&str> = ranking.iter().map(|r| r.resource.as_str()).collect();
         assert_eq!(order, ["pool", "host CPU", "memory", "disk"]);
         assert!(verdict(&ranking).starts_with("pool saturated first"), "{}", verdict(&ranking));
+    }
+
+    #[test]
+    fn a_saturated_cause_outranks_the_waits_it_inflates() {
+        // A starved CPU: the pool wait is far over its limit, but only because the
+        // process cannot run; the CPU signal is just over its own.
+        let ranking = rank(vec![
+            ranked("pool wait", 3, 0.05, Some(0.01), Some(0.2), false),
+            ranked("device-api CPU", 1, 0.5, Some(0.3), Some(0.55), false),
+            ranked("pool in use", 2, 0.9, Some(0.5), Some(0.95), false),
+            ranked("host memory", 1, 1.0, Some(0.2), Some(0.2), false),
+        ]);
+        let order: Vec<&str> = ranking.iter().map(|r| r.resource.as_str()).collect();
+        assert_eq!(order, ["device-api CPU", "pool in use", "pool wait", "host memory"]);
+        // Without the CPU saturated, the capacity limit comes before its queue.
+        let ranking = rank(vec![
+            ranked("pool wait", 3, 0.05, Some(0.01), Some(0.2), false),
+            ranked("device-api CPU", 1, 0.5, Some(0.1), Some(0.2), false),
+            ranked("pool in use", 2, 0.9, Some(0.5), Some(0.95), false),
+        ]);
+        assert_eq!(ranking[0].resource, "pool in use");
     }
 
     #[test]

@@ -62,6 +62,9 @@ in
     };
   };
 
+  # systemd.services.* (nixos/lib/systemd-unit-options.nix) and
+  # networking.firewall.allowedTCPPorts (nixos/modules/services/networking/firewall.nix)
+  # are the only options used here beyond those in reference/nixos.md.
   config = lib.mkIf cfg.enable {
     systemd.services.loadlab-grpc-stress = {
       description = "loadlab grpc-stress server";

@@ -52,6 +52,7 @@ in
   };
 
   config = lib.mkIf (cfg.hostName != null) {
+    # nixos/modules/misc/assertions.nix: assertions.
     assertions = [
       {
         assertion = builtins.hasAttr cfg.hostName topology.hostsByName;

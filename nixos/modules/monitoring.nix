@@ -39,6 +39,9 @@ in
     };
   };
 
+  # systemd.services.* (nixos/lib/systemd-unit-options.nix) and
+  # networking.firewall.allowedTCPPorts (nixos/modules/services/networking/firewall.nix)
+  # are the only options used here beyond those in reference/nixos.md.
   config = lib.mkIf cfg.enable {
     services.prometheus = {
       enable = true;

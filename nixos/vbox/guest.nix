@@ -34,10 +34,27 @@ in
     }
   ];
 
+  # The disk layout and boot loader the VirtualBox image has (the same values
+  # nixos/modules/virtualisation/virtualbox-image.nix sets inside the image variant),
+  # so that `nixos-rebuild switch --flake .#HOST --target-host …` on a running VM
+  # builds a system that boots the same way. nixos/modules/tasks/filesystems.nix:
+  # fileSystems; nixos/modules/system/boot/loader/grub/grub.nix: boot.loader.grub.device;
+  # nixos/modules/system/boot/grow-partition.nix: boot.growPartition;
+  # nixos/modules/virtualisation/virtualbox-guest.nix: virtualisation.virtualbox.guest.enable.
+  fileSystems."/" = {
+    device = "/dev/disk/by-label/nixos";
+    autoResize = true;
+    fsType = "ext4";
+  };
+  boot.growPartition = true;
+  boot.loader.grub.device = "/dev/sda";
+  virtualisation.virtualbox.guest.enable = true;
+
   # nixos/modules/tasks/network-interfaces.nix: networking.usePredictableInterfaceNames.
   networking.usePredictableInterfaceNames = false;
   services.loadlab.interface = "eth1";
 
+  # nixos/modules/services/networking/firewall.nix: networking.firewall.allowedTCPPorts.
   # Root over SSH with the deployer's key (handed in as a guest property, see
   # loadlab-guest-properties below), for `nixos-rebuild --target-host`.
   # nixos/modules/services/networking/ssh/sshd.nix: services.openssh.{enable,settings}.
@@ -47,6 +64,7 @@ in
   };
   networking.firewall.allowedTCPPorts = [ 22 ];
 
+  # nixos/modules/misc/version.nix: system.stateVersion.
   system.stateVersion = "26.05";
 
   systemd.services.loadlab-ssh-key = {
@@ -84,6 +102,8 @@ in
       RuntimeDirectoryPreserve = true;
     };
     script = ''
+      # boot.kernelPackages (nixos/modules/system/boot/kernel.nix) carries the guest
+      # additions that virtualisation.virtualbox.guest.enable loads.
       value=$(${config.boot.kernelPackages.virtualboxGuestAdditions}/bin/VBoxControl --nologo guestproperty get /loadlab/db-password)
       case "$value" in
         "Value: "*) ;;
