@@ -254,10 +254,13 @@ pub fn node_exporter_spec() -> ServerSpec {
 }
 
 /// Postgres exporter for the database at `dsn` (Debian package
-/// prometheus-postgres-exporter).
-pub fn postgres_exporter_spec(dsn: &str) -> ServerSpec {
-    let args = ["--web.listen-address={address}"];
-    let mut spec = ServerSpec::new("prometheus-postgres-exporter", "prometheus-postgres-exporter", &args, "/metrics");
+/// prometheus-postgres-exporter), with extra queries from `queries` (the lab passes
+/// `monitoring/postgres-exporter/queries.yaml`: backends by wait event).
+pub fn postgres_exporter_spec(dsn: &str, queries: Option<&Path>) -> ServerSpec {
+    let mut args = vec!["--web.listen-address={address}".to_string()];
+    args.extend(queries.map(|path| format!("--extend.query-path={}", path.display())));
+    let mut spec = ServerSpec::new("prometheus-postgres-exporter", "prometheus-postgres-exporter", &[], "/metrics");
+    spec.args = args;
     spec.aliases.push("postgres_exporter");
     spec.env.push(("DATA_SOURCE_NAME".into(), dsn.into()));
     spec
@@ -278,9 +281,11 @@ pub fn node_exporter() -> Result<ServerProcess, ServerError> {
     ServerProcess::start(&node_exporter_spec())
 }
 
-/// A private postgres exporter for the database at `dsn`.
+/// A private postgres exporter for the database at `dsn`, with the repository's
+/// extra queries (for tests, which run in the source tree).
 pub fn postgres_exporter(dsn: &str) -> Result<ServerProcess, ServerError> {
-    ServerProcess::start(&postgres_exporter_spec(dsn))
+    let queries = Path::new(env!("CARGO_MANIFEST_DIR")).join("../monitoring/postgres-exporter/queries.yaml");
+    ServerProcess::start(&postgres_exporter_spec(dsn, Some(&queries)))
 }
 
 /// The status code of `GET path` (HTTP/1.0, blocking, 2 s timeout).

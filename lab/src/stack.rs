@@ -226,7 +226,10 @@ impl Stack {
         let dsn = format!("postgresql://postgres@{db_address}/device_api?sslmode=disable");
         stack.start_optional(
             "postgres-exporter",
-            &server_process::postgres_exporter_spec(&dsn),
+            &server_process::postgres_exporter_spec(
+                &dsn,
+                Some(&options.monitoring_dir.join("postgres-exporter/queries.yaml")),
+            ),
             db,
             Service::PostgresExporter,
             options,

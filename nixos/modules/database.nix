@@ -122,6 +122,8 @@ in
       port = topology.ports.postgres-exporter;
       runAsLocalSuperUser = true;
       openFirewall = true;
+      # The same extra queries as the lab (active backends by wait event).
+      extraFlags = [ "--extend.query-path=${../../monitoring/postgres-exporter/queries.yaml}" ];
     };
 
     networking.firewall.allowedTCPPorts = [ cfg.port ];
