@@ -253,7 +253,7 @@ impl Stack {
         let mut args = vec!["--listen".to_string(), api_address.to_string(), "--database-url".into(), database_url];
         args.extend(topology.settings_flags("device-api"));
         let spec = our_program(options, "device-api", args, "/ready");
-        stack.start_required("device-api", &spec, app, Service::DeviceApi, options, say)?;
+        stack.start_server("device-api", &spec, app, Service::DeviceApi, options, say)?;
         stack.urls.push(("device-api".into(), format!("http://{api_address}")));
 
         if let Some(grpc) = host(Role::GrpcStress) {
@@ -268,7 +268,7 @@ impl Stack {
             ];
             args.extend(topology.settings_flags("grpc-stress"));
             let spec = our_program(options, "grpc-stress", args, "/metrics");
-            stack.start_required("grpc-stress", &spec, grpc, Service::GrpcStressMetrics, options, say)?;
+            stack.start_server("grpc-stress", &spec, grpc, Service::GrpcStressMetrics, options, say)?;
             stack.urls.push(("grpc-stress".into(), format!("http://{listen}")));
         }
 
@@ -300,20 +300,6 @@ impl Stack {
         Ok(stack)
     }
 
-    /// Starts a component the lab cannot do without; any failure is an error.
-    fn start_required(
-        &mut self,
-        name: &str,
-        spec: &ServerSpec,
-        host: &Host,
-        service: Service,
-        options: &StackOptions,
-        say: &dyn Fn(&str),
-    ) -> anyhow::Result<()> {
-        self.start_server(name, spec, host, service, options, say)?;
-        Ok(())
-    }
-
     /// Starts a component the lab can do without: not installed is a warning and a
     /// note in `missing`; any other failure is an error. Says whether it started.
     fn start_optional(
@@ -337,6 +323,7 @@ impl Stack {
         }
     }
 
+    /// Starts a component and waits until it answers; any failure is an error.
     fn start_server(
         &mut self,
         name: &str,

@@ -11,6 +11,7 @@ let
   cfg = config.services.loadlab.database;
   topology = config.services.loadlab.topology;
   app = topology.hostOf "device-api";
+  option = import ../lib/options.nix lib topology;
 in
 {
   imports = [ ./host.nix ];
@@ -33,17 +34,13 @@ in
         compression, continuous aggregates and policies under the Timescale License,
         which nixpkgs marks unfree: allow it where nixpkgs is imported, e.g.
         `nixpkgs.config.allowUnfreePredicate = pkg: lib.getName pkg == "timescaledb";`
-        (the flake's `allowTimescaleTsl` does this). `none`: plain PostgreSQL; device-api
-        then makes native daily partitions.
+        (in a NixOS test, where the node's pkgs are read-only, in the nixpkgs the test
+        is built from). `none`: plain PostgreSQL; device-api then makes native daily
+        partitions.
       '';
     };
 
-    port = lib.mkOption {
-      type = lib.types.port;
-      default = topology.ports.postgresql;
-      defaultText = lib.literalMD "`[ports] postgresql` of the topology (5432)";
-      description = "PostgreSQL port.";
-    };
+    port = option.port "postgresql" "PostgreSQL port.";
 
     name = lib.mkOption {
       type = lib.types.str;

@@ -12,6 +12,7 @@ let
   cfg = config.services.loadlab.device-api;
   topology = config.services.loadlab.topology;
   args = import ../lib/args.nix { inherit (config.services.loadlab) topologyFile; };
+  option = import ../lib/options.nix lib topology;
   database = topology.hostOf "database";
   commandLine = args.deviceApi {
     listen = "${cfg.listenAddress}:${toString cfg.port}";
@@ -37,12 +38,7 @@ in
       description = "Address to listen on.";
     };
 
-    port = lib.mkOption {
-      type = lib.types.port;
-      default = topology.ports.device-api;
-      defaultText = lib.literalMD "`[ports] device-api` of the topology (8080)";
-      description = "Port to listen on.";
-    };
+    port = option.port "device-api" "Port to listen on.";
 
     database = {
       host = lib.mkOption {
@@ -51,12 +47,7 @@ in
         defaultText = lib.literalMD "the address of the topology's database host";
         description = "PostgreSQL host.";
       };
-      port = lib.mkOption {
-        type = lib.types.port;
-        default = topology.ports.postgresql;
-        defaultText = lib.literalMD "`[ports] postgresql` of the topology (5432)";
-        description = "PostgreSQL port.";
-      };
+      port = option.port "postgresql" "PostgreSQL port.";
       name = lib.mkOption {
         type = lib.types.str;
         default = "device_api";
@@ -78,18 +69,14 @@ in
       };
     };
 
-    settings = lib.mkOption {
-      type = with lib.types; attrsOf (oneOf [ str int float bool (listOf str) ]);
+    settings = option.settings {
       default = topology.topology.settings.device-api or { };
-      defaultText = lib.literalMD "`[settings.device-api]` of the topology";
+      source = "[settings.device-api]";
+      program = "device-api";
       example = {
         pool-size = 32;
         writers = 4;
       };
-      description = ''
-        device-api's long options (`device-api --help`): `pool-size = 32` becomes
-        `--pool-size 32`, `true` a bare flag.
-      '';
     };
 
     openFirewall = lib.mkOption {

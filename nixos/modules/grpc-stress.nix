@@ -10,6 +10,7 @@ let
   cfg = config.services.loadlab.grpc-stress;
   topology = config.services.loadlab.topology;
   args = import ../lib/args.nix { inherit (config.services.loadlab) topologyFile; };
+  option = import ../lib/options.nix lib topology;
   commandLine = args.grpcStressServer {
     listen = "${cfg.listenAddress}:${toString cfg.port}";
     metricsListen = "${cfg.listenAddress}:${toString cfg.metricsPort}";
@@ -30,29 +31,18 @@ in
       description = "Address to listen on (gRPC and metrics).";
     };
 
-    port = lib.mkOption {
-      type = lib.types.port;
-      default = topology.ports.grpc-stress;
-      defaultText = lib.literalMD "`[ports] grpc-stress` of the topology (50051)";
-      description = "gRPC port.";
-    };
+    port = option.port "grpc-stress" "gRPC port.";
 
-    metricsPort = lib.mkOption {
-      type = lib.types.port;
-      default = topology.ports.grpc-stress-metrics;
-      defaultText = lib.literalMD "`[ports] grpc-stress-metrics` of the topology (50052)";
-      description = "Port of `/metrics`.";
-    };
+    metricsPort = option.port "grpc-stress-metrics" "Port of `/metrics`.";
 
-    settings = lib.mkOption {
-      type = with lib.types; attrsOf (oneOf [ str int float bool (listOf str) ]);
+    settings = option.settings {
       default = topology.topology.settings.grpc-stress or { };
-      defaultText = lib.literalMD "`[settings.grpc-stress]` of the topology";
+      source = "[settings.grpc-stress]";
+      program = "grpc-stress server";
       example = {
         max-in-flight = 10000;
         max-heap = "1GiB";
       };
-      description = "Long options of `grpc-stress server` (`grpc-stress server --help`).";
     };
 
     openFirewall = lib.mkOption {

@@ -12,6 +12,7 @@ let
   cfg = config.services.loadlab.loadgen;
   topology = config.services.loadlab.topology;
   args = import ../lib/args.nix { inherit (config.services.loadlab) topologyFile; };
+  option = import ../lib/options.nix lib topology;
   plan = topology.plans.${cfg.plan};
   monitor = topology.hostOf "monitoring";
   prometheus = "http://${monitor.address}:${toString topology.ports.prometheus}";
@@ -71,19 +72,13 @@ in
       description = "Base URL of the system under test.";
     };
 
-    settings = lib.mkOption {
-      type = with lib.types; attrsOf (oneOf [ str int float bool (listOf str) ]);
+    settings = option.settings {
       default = plan.loadgen;
-      defaultText = lib.literalMD "`[plans.<plan>.loadgen]` of the topology";
-      description = "Long options of `loadgen breakpoint` (`loadgen breakpoint --help`).";
+      source = "[plans.<plan>.loadgen]";
+      program = "loadgen breakpoint";
     };
 
-    port = lib.mkOption {
-      type = lib.types.port;
-      default = topology.ports.loadgen;
-      defaultText = lib.literalMD "`[ports] loadgen` of the topology (8089)";
-      description = "Port of loadgen's `/metrics` while it runs.";
-    };
+    port = option.port "loadgen" "Port of loadgen's `/metrics` while it runs.";
 
     runOnBoot = lib.mkOption {
       type = lib.types.bool;
