@@ -109,6 +109,13 @@
       apps = forAllSystems (
         pkgs:
         let
+          system = pkgs.stdenv.hostPlatform.system;
+          lab = {
+            type = "app";
+            program = lib.getExe self.packages.${system}.lab;
+            meta.description = "loadlab with PostgreSQL/TimescaleDB, Prometheus and the exporters on its PATH";
+          };
+          # The VMs are x86_64 guests (nixosConfigurations), for VirtualBox on x86_64.
           vbox = pkgs.callPackage ./nixos/vbox/apps.nix {
             inherit topology;
             images = builtins.mapAttrs (
@@ -117,6 +124,9 @@
           };
         in
         {
+          inherit lab;
+        }
+        // lib.optionalAttrs (system == "x86_64-linux") {
           deploy-vbox = {
             type = "app";
             program = lib.getExe vbox.deploy;
@@ -126,11 +136,6 @@
             type = "app";
             program = lib.getExe vbox.destroy;
             meta.description = "Power off and delete the lab's VMs";
-          };
-          lab = {
-            type = "app";
-            program = lib.getExe self.packages.${pkgs.stdenv.hostPlatform.system}.lab;
-            meta.description = "loadlab with PostgreSQL/TimescaleDB, Prometheus and the exporters on its PATH";
           };
         }
       );

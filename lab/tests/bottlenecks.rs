@@ -1,10 +1,13 @@
 //! Planted bottlenecks: the real stack (private PostgreSQL and postgres exporter, node
 //! exporter, device-api, a private Prometheus), loadgen's breakpoint search against
 //! device-api, and the bottleneck analysis must name what was planted:
-//! - a device-api with a one-connection pool: the pool ranks first;
+//! - a device-api with a one-connection pool (and one row per commit, so the pool, not
+//!   group commit, sets the pace): the pool ranks first;
 //! - a device-api pinned to one CPU beside two busy loops: a CPU signal ranks first.
 //!
 //! Each prints the whole analysis, so a failure shows the figures behind the ranking.
+//! They take turns (one lock): run side by side, each would be the other's CPU
+//! shortage, and the generator's too.
 
 mod common;
 
@@ -18,6 +21,8 @@ use loadlab::server_process;
 
 /// Runs a breakpoint search against a device-api started by `api` (given its listen
 /// address and database URL) and returns the analysis from summary.json.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Everything but loadgen runs on `server_cpus` when given (loadgen always on CPU 1),
 /// so a planted CPU shortage never reaches the generator.
 fn breakpoint_analysis(
@@ -79,6 +84,7 @@ fn top(analysis: &serde_json::Value) -> String {
 
 #[test]
 fn a_one_connection_pool_ranks_first() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let analysis = breakpoint_analysis(
         |listen, database| {
             let mut command = Command::new(binary("device-api"));
@@ -89,8 +95,8 @@ fn a_one_connection_pool_ranks_first() {
                 &database,
                 "--pool-size",
                 "1",
-                "--writers",
-                "1",
+                // One row per commit, so the one connection, not group commit,
+                // sets the pace; the four writers (the default) queue for it.
                 "--batch-max-rows",
                 "1",
             ]);
@@ -104,6 +110,7 @@ fn a_one_connection_pool_ranks_first() {
 
 #[test]
 fn a_cpu_starved_device_api_puts_cpu_first() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     // Two busy loops share CPU 0 with device-api; loadgen runs on CPU 1.
     let busy: Vec<Process> = (0..2)
         .map(|_| {

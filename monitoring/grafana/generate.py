@@ -131,11 +131,15 @@ DASHBOARDS = [
             panel("Tokio workers busy", "percentunit", q(f"sum by (instance) (rate(device_api_tokio_worker_busy_seconds[{RATE}]))", "{{instance}}")),
             panel("Resident memory", "bytes", q('process_resident_memory_bytes{job="device-api"}', "{{instance}}")),
             panel("CPU", "percentunit", q(f'rate(process_cpu_seconds_total{{job="device-api"}}[{RATE}])', "{{instance}}")),
+            panel("Waiting for a CPU (share of runnable time)", "percentunit",
+                  q(f"rate(device_api_cpu_run_queue_wait_seconds[{RATE}]) / (rate(device_api_cpu_run_queue_wait_seconds[{RATE}]) + rate(device_api_cpu_run_seconds[{RATE}]))", "{{instance}}")),
         ]),
     ]),
     dashboard("loadlab-database", "loadlab: database", "PostgreSQL: connections, transactions, rows, locks, checkpoints, cache.", [
         ("Activity", [
             panel("Connections by state", "none", q("sum by (state) (pg_stat_activity_count)", "{{state}}")),
+            panel("Active backends by wait event", "none",
+                  q("sum by (wait_event_type) (pg_backends_active)", "{{wait_event_type}}")),
             panel("Transactions", "ops", q("instance:pg_transactions:rate1m", "{{instance}}")),
             panel("Rows in / out", "rowsps",
                   q(f"sum(rate(pg_stat_database_tup_inserted[{RATE}]))", "inserted"),

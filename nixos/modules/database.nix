@@ -106,12 +106,20 @@ in
     # `\set` with backquotes keeps it off psql's command line.
     systemd.services.postgresql-setup = {
       serviceConfig.LoadCredential = [ "db-password:${cfg.passwordFile}" ];
-      script = lib.mkAfter ''
-        psql -d postgres -v ON_ERROR_STOP=1 <<'SQL'
-        \set password `cat "$CREDENTIALS_DIRECTORY/db-password"`
-        ALTER ROLE ${cfg.name} WITH LOGIN PASSWORD :'password';
-        SQL
-      '';
+      # The extension first (it needs a superuser; device-api, the database's owner,
+      # then finds it and makes a hypertable), the password last: device-api cannot log
+      # in before everything is ready.
+      script = lib.mkAfter (
+        lib.optionalString (cfg.timescaledb != "none") ''
+          psql -d ${cfg.name} -v ON_ERROR_STOP=1 -c 'CREATE EXTENSION IF NOT EXISTS timescaledb'
+        ''
+        + ''
+          psql -d postgres -v ON_ERROR_STOP=1 <<'SQL'
+          \set password `cat "$CREDENTIALS_DIRECTORY/db-password"`
+          ALTER ROLE ${cfg.name} WITH LOGIN PASSWORD :'password';
+          SQL
+        ''
+      );
     };
 
     services.prometheus.exporters.postgres = lib.mkIf cfg.exporter.enable {
