@@ -23,10 +23,11 @@
       forAllSystems = f: lib.genAttrs systems (system: f (pkgsFor system));
 
       # One module per role, and `host`, which places a machine in the topology and
-      # enables its roles (every role module imports it). The modules default their
-      # package to `pkgs.loadlab` (the overlay); the flake's outputs set it to this
-      # flake's build instead, because inside a NixOS test pkgs is read-only and the
-      # overlay cannot be applied.
+      # enables its roles; each imports the others, so any one of them brings all the
+      # options. The modules default their package to `pkgs.loadlab` (the overlay); the
+      # flake's outputs default it to this flake's build instead, because inside a NixOS
+      # test pkgs is read-only and the overlay cannot be applied. `key` makes the
+      # module system apply that default once however many outputs are imported.
       roleModules = {
         host = ./nixos/modules/host.nix;
         database = ./nixos/modules/database.nix;
@@ -35,15 +36,28 @@
         loadgen = ./nixos/modules/loadgen.nix;
         monitoring = ./nixos/modules/monitoring.nix;
       };
-      withOurPackage =
-        role: module:
-        { lib, pkgs, ... }:
-        {
-          imports = [ module ];
-          config = lib.optionalAttrs (builtins.elem role [ "device-api" "grpc-stress" "loadgen" ]) {
-            services.loadlab.${role}.package = lib.mkDefault self.packages.${pkgs.stdenv.hostPlatform.system}.loadlab;
-          };
-        };
+      flakePackage = {
+        key = "loadlab-flake-package";
+        imports = [
+          (
+            { lib, pkgs, ... }:
+            let
+              package = self.packages.${pkgs.stdenv.hostPlatform.system}.loadlab;
+            in
+            {
+              services.loadlab.device-api.package = lib.mkDefault package;
+              services.loadlab.grpc-stress.package = lib.mkDefault package;
+              services.loadlab.loadgen.package = lib.mkDefault package;
+            }
+          )
+        ];
+      };
+      withOurPackage = module: {
+        imports = [
+          module
+          flakePackage
+        ];
+      };
 
       # A machine of the topology: every role module, placed as `name`.
       mkHost =
@@ -80,13 +94,9 @@
         }
       );
 
-      nixosModules =
-        builtins.mapAttrs withOurPackage roleModules
-        // {
-          default = {
-            imports = lib.mapAttrsToList withOurPackage roleModules;
-          };
-        };
+      nixosModules = builtins.mapAttrs (name: withOurPackage) roleModules // {
+        default = withOurPackage roleModules.host;
+      };
 
       # One configuration per host of topology.toml, as a VirtualBox guest (what
       # `nix run .#deploy-vbox` builds; `nixos-rebuild switch --flake .#app

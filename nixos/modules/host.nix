@@ -14,6 +14,16 @@ let
   hasRole = role: builtins.elem role host.roles;
 in
 {
+  # Every role module (each imports this one back; the module system loads each file
+  # once): a host enables its roles' modules, so their options must exist.
+  imports = [
+    ./database.nix
+    ./device-api.nix
+    ./grpc-stress.nix
+    ./loadgen.nix
+    ./monitoring.nix
+  ];
+
   options.services.loadlab = {
     topologyFile = lib.mkOption {
       type = lib.types.path;
