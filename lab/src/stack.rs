@@ -76,7 +76,8 @@ impl Layout {
             let names: Vec<&str> = topology.hosts.iter().map(|host| host.name.as_str()).collect();
             let namespaces = Network::names(lab_id, &names);
             let vcpus: Vec<u32> = topology.hosts.iter().map(|host| host.vcpus).collect();
-            let cpus = assign_cpus(&vcpus, &available_cpus());
+            let generator = topology.hosts.iter().position(|host| host.has(Role::Loadgen));
+            let cpus = assign_cpus(&vcpus, &available_cpus(), generator);
             for ((host, namespace), cpus) in topology.hosts.iter().zip(namespaces).zip(cpus) {
                 layout.namespaces.insert(host.name.clone(), namespace);
                 layout.cpus.insert(host.name.clone(), cpus);
