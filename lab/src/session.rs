@@ -18,8 +18,9 @@ pub struct LabOptions {
     #[arg(long, env = "LOADLAB_TOPOLOGY")]
     pub topology: Option<PathBuf>,
     /// process: everything on loopback (host 192.168.56.X as 127.0.56.X). netns: one
-    /// network namespace per host with the topology's addresses, processes pinned to
-    /// each host's share of the CPUs (needs root and iproute2).
+    /// network namespace per host with the topology's addresses (needs root and
+    /// iproute2). Both pin each host's processes to its share of the CPUs, the load
+    /// generator's never shared with another host.
     #[arg(long, env = "LOADLAB_ISOLATION", value_enum, default_value = "process")]
     pub isolation: Isolation,
     /// process isolation: take a free port instead of failing when a topology port is

@@ -6,8 +6,10 @@
 //! Where things listen depends on the isolation:
 //! - `process`: every host's services on loopback, host 192.168.56.X as 127.0.56.X
 //!   (all of 127/8 is loopback on Linux), on the topology's ports;
-//! - `netns`: each host in its own network namespace with its topology address,
-//!   its processes pinned to its share of the CPUs.
+//! - `netns`: each host in its own network namespace with its topology address.
+//!
+//! In both, each host's processes are pinned to its share of the CPUs, the load
+//! generator's never shared (see [`assign_cpus`]).
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
@@ -72,15 +74,18 @@ impl Layout {
             namespaces: BTreeMap::new(),
             cpus: BTreeMap::new(),
         };
+        // Both isolations pin each host to its share of the CPUs, so the generator
+        // never shares a CPU with the system under test.
+        let vcpus: Vec<u32> = topology.hosts.iter().map(|host| host.vcpus).collect();
+        let generator = topology.hosts.iter().position(|host| host.has(Role::Loadgen));
+        let cpus = assign_cpus(&vcpus, &available_cpus(), generator);
+        for (host, cpus) in topology.hosts.iter().zip(cpus) {
+            layout.cpus.insert(host.name.clone(), cpus);
+        }
         if options.isolation == Isolation::Netns {
             let names: Vec<&str> = topology.hosts.iter().map(|host| host.name.as_str()).collect();
-            let namespaces = Network::names(lab_id, &names);
-            let vcpus: Vec<u32> = topology.hosts.iter().map(|host| host.vcpus).collect();
-            let generator = topology.hosts.iter().position(|host| host.has(Role::Loadgen));
-            let cpus = assign_cpus(&vcpus, &available_cpus(), generator);
-            for ((host, namespace), cpus) in topology.hosts.iter().zip(namespaces).zip(cpus) {
+            for (host, namespace) in topology.hosts.iter().zip(Network::names(lab_id, &names)) {
                 layout.namespaces.insert(host.name.clone(), namespace);
-                layout.cpus.insert(host.name.clone(), cpus);
             }
         }
         for host in &topology.hosts {
@@ -187,9 +192,9 @@ impl Stack {
                 topology.hosts.iter().map(|host| (host.name.as_str(), host.address)).collect();
             say(&format!("creating {} network namespaces on a bridge", hosts.len() + 1));
             stack.network = Some(Network::create(&lab_id, &hosts, options.netem.as_ref())?);
-            for host in &topology.hosts {
-                say(&format!("  {:<10} {} on CPUs {}", host.name, host.address, layout.cpus[&host.name]));
-            }
+        }
+        for host in &topology.hosts {
+            say(&format!("  {:<10} {} on CPUs {}", host.name, layout.ip(host), layout.cpus[&host.name]));
         }
 
         // The database.

@@ -40,7 +40,7 @@ pub fn check(slo: &Slo, stats: &Stats, offered_rate: f64, achieved_rate: f64) ->
     }
     if offered_rate > 0.0 && achieved_rate / offered_rate < slo.min_achieved_ratio {
         broken.push(format!(
-            "achieved {achieved_rate:.0}/s is {:.0}% of offered {offered_rate:.0}/s (< {:.0}%)",
+            "achieved {achieved_rate:.0}/s is {:.1}% of offered {offered_rate:.0}/s (< {:.0}%)",
             achieved_rate / offered_rate * 100.0,
             slo.min_achieved_ratio * 100.0
         ));
