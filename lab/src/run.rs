@@ -117,17 +117,14 @@ pub fn run(options: &RunOptions, stop: Arc<AtomicBool>) -> anyhow::Result<u8> {
 
     // Which targets Prometheus saw up during the run (loadgen has exited by now, so
     // look back over the whole run, not at this instant).
-    let targets_up = match &prometheus_url {
-        Some(url) => {
-            let window = format!("{}s", (loadgen_seconds.ceil() as u64) + 10);
-            let placement = layout.placement(monitor);
-            let address = layout.address(monitor, Service::Prometheus);
-            let query = format!("max by (job, instance) (max_over_time(up[{window}]))");
-            let answer = placement.within(move || prometheus_query(address, &query)).ok().flatten();
-            let _ = url;
-            answer.unwrap_or_else(|| json!({"error": "Prometheus did not answer"}))
-        }
-        None => json!({}),
+    let targets_up = if prometheus_url.is_some() {
+        let window = format!("{}s", (loadgen_seconds.ceil() as u64) + 10);
+        let address = layout.address(monitor, Service::Prometheus);
+        let query = format!("max by (job, instance) (max_over_time(up[{window}]))");
+        let answer = layout.placement(monitor).within(move || prometheus_query(address, &query)).ok().flatten();
+        answer.unwrap_or_else(|| json!({"error": "Prometheus did not answer"}))
+    } else {
+        json!({})
     };
 
     if let Some(url) = &prometheus_url {
