@@ -1,7 +1,21 @@
 # Option constructors the role modules share, so each option kind is written once:
-# a port whose default is the topology's, and a program's `settings` (its long
-# options, rendered by nixos/lib/topology.nix's `flags`).
-lib: topology: {
+# a port whose default is the topology's, a program's `settings` (its long options,
+# rendered by nixos/lib/topology.nix's `flags`), and the database password's file.
+lib: topology: rec {
+  # Where the VirtualBox guests put the password deploy-vbox hands them.
+  defaultPasswordFile = "/run/loadlab-secrets/db-password";
+
+  passwordFile = lib.mkOption {
+    type = lib.types.str;
+    default = defaultPasswordFile;
+    description = ''
+      File holding device-api's database password (URL-safe characters, e.g. hex),
+      read as a systemd credential; the database and device-api hosts each need a copy.
+      Never a store path outside tests: deploy it out of band (`nix run .#deploy-vbox`
+      hands it to its VMs; on real hosts, your secrets tool).
+    '';
+  };
+
   port =
     service: description:
     lib.mkOption {

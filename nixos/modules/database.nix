@@ -48,14 +48,7 @@ in
       description = "Database (and owning role) for device-api.";
     };
 
-    passwordFile = lib.mkOption {
-      type = lib.types.str;
-      default = "/run/loadlab-secrets/db-password";
-      description = ''
-        File holding the role's password, read at setup (as a systemd credential). The
-        device-api host reads the same password from its own copy.
-      '';
-    };
+    passwordFile = option.passwordFile;
 
     allowedHosts = lib.mkOption {
       type = lib.types.listOf lib.types.str;

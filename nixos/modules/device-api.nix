@@ -58,15 +58,7 @@ in
         default = "device_api";
         description = "Database role.";
       };
-      passwordFile = lib.mkOption {
-        type = lib.types.str;
-        default = "/run/loadlab-secrets/db-password";
-        description = ''
-          File holding the role's password (URL-safe characters, e.g. hex), the same
-          file the database host reads. Never a store path in production: deploy it
-          out of band (`nix run .#deploy-vbox` hands it to its VMs).
-        '';
-      };
+      passwordFile = option.passwordFile;
     };
 
     settings = option.settings {

@@ -14,7 +14,7 @@ let
   cfg = config.services.loadlab;
   host = cfg.topology.hostsByName.${cfg.hostName};
   lastOctet = lib.toInt (lib.last (lib.splitString "." host.address));
-  secret = "/run/loadlab-secrets/db-password";
+  secret = (import ../lib/options.nix lib cfg.topology).defaultPasswordFile;
   usesPassword = config.services.loadlab.database.enable || config.services.loadlab.device-api.enable;
 in
 {
