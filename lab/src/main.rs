@@ -19,9 +19,9 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Commands {
     /// Bring the lab up, run a plan until the system breaks its SLO, name the
-    /// bottleneck, tear everything down. Exit code: loadgen's (0 held or a breaking
-    /// point found within the SLO checks, 99 a threshold broke, 97 aborted), 1 when
-    /// the lab itself failed, 2 for bad options.
+    /// bottleneck, tear everything down. Exit code: loadgen's (0 the search ran to
+    /// its end, breaking point in the report; 99 a threshold broke; 97 interrupted),
+    /// 1 when the lab itself failed, 2 for a bad topology or options.
     Run(loadlab::run::RunOptions),
     /// Bring the lab up and keep it running, printing every URL, until Ctrl-C or
     /// `loadlab down`.

@@ -30,8 +30,8 @@ use crate::topology::{Host, Role, Service, Topology};
 pub enum Isolation {
     /// Processes on loopback (127.0.56.X for host 192.168.56.X).
     Process,
-    /// One network namespace per host, on a bridge, with the topology's addresses and
-    /// CPUs pinned per host (needs root).
+    /// One network namespace per host, on a bridge, with the topology's addresses
+    /// (needs root).
     Netns,
 }
 
