@@ -102,12 +102,12 @@ async fn statistics_are_computed_from_the_stored_rows() {
     let second = api.login().await;
     let _silent = api.login().await;
     let hour = chrono::Utc::now();
+    let server = &api;
     let send = |device: uuid::Uuid, water_temp: f64, water_level: i64, charge_now: i64| {
         let mut body = measurement(water_temp, water_level, charge_now);
         body["time"] = json!(hour.to_rfc3339());
         body["ambient_temp"] = json!(20.0);
-        let request = api.client.post(api.url("/measurement")).bearer_auth(device).json(&body);
-        async move { assert_eq!(request.send().await.unwrap().status(), 204) }
+        async move { assert_eq!(server.post_measurement(device, &body).await, 204) }
     };
     send(first, 20.0, 10, 1).await;
     send(first, 40.0, 30, 70).await; // first's latest (same time, later write wins)
@@ -170,15 +170,7 @@ async fn service_endpoints() {
     // Some traffic, so per-route series exist.
     let device = api.login().await;
     let _ = api.client.get(api.url("/command")).bearer_auth(device).send().await.unwrap();
-    let stored = api
-        .client
-        .post(api.url("/measurement"))
-        .bearer_auth(device)
-        .json(&measurement(30.0, 40, 50))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(stored.status(), 204);
+    assert_eq!(api.post_measurement(device, &measurement(30.0, 40, 50)).await, 204);
     let metrics = api.client.get(api.url("/metrics")).send().await.unwrap().text().await.unwrap();
     for expected in [
         "device_api_requests_total{route=\"/command\",method=\"GET\",status=\"200\"}",

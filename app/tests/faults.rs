@@ -63,15 +63,8 @@ async fn database_outage_answers_503_and_recovers_without_restart() {
     let after = api.count("SELECT count(*) FROM measurement").await;
     assert!(after as usize >= outcome.acknowledged.len());
     assert_all_stored(&api.postgres.url("device_api"), &outcome.acknowledged).await;
-    let ok = api
-        .client
-        .post(api.url("/measurement"))
-        .bearer_auth(devices[0])
-        .json(&common::measurement(30.0, 50, 50))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(ok.status(), 204, "writes work again after recovery");
+    let ok = api.post_measurement(devices[0], &common::measurement(30.0, 50, 50)).await;
+    assert_eq!(ok, 204, "writes work again after recovery");
     api.stop().await;
 }
 

@@ -16,15 +16,7 @@ async fn measurements_land_in_time_partitions_of_the_available_engine() {
         api.count("SELECT count(*) FROM pg_available_extensions WHERE name = 'timescaledb'").await > 0;
     let device = api.login().await;
     for _ in 0..5 {
-        let response = api
-            .client
-            .post(api.url("/measurement"))
-            .bearer_auth(device)
-            .json(&measurement(30.0, 50, 50))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 204);
+        assert_eq!(api.post_measurement(device, &measurement(30.0, 50, 50)).await, 204);
     }
     if ready["engine"] == "timescaledb" {
         assert!(timescale_available);

@@ -79,13 +79,7 @@ fn watch_signals(stop: &Arc<AtomicBool>) {
 }
 
 fn print_topology(path: Option<&std::path::Path>) -> anyhow::Result<()> {
-    let topology = match path {
-        Some(path) => loadlab::topology::Topology::load(path)?,
-        None if std::path::Path::new("topology.toml").is_file() => {
-            loadlab::topology::Topology::load(std::path::Path::new("topology.toml"))?
-        }
-        None => loadlab::topology::Topology::parse(loadlab::topology::BUILT_IN, "built-in topology.toml")?,
-    };
+    let (topology, _, _) = loadlab::topology::Topology::locate(path)?;
     println!("{}", serde_json::to_string_pretty(&topology.derived())?);
     Ok(())
 }

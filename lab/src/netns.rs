@@ -133,10 +133,9 @@ fn check_tools() -> anyhow::Result<()> {
         bail!("--isolation netns needs root (network namespaces); run as root or use --isolation process");
     }
     for tool in ["ip", "tc", "taskset", "setpriv"] {
-        let found = std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
-            .chain(["/usr/sbin".into(), "/sbin".into()])
-            .any(|dir| dir.join(tool).is_file());
-        if !found {
+        // ip and tc live in sbin, which a user's PATH may lack.
+        let in_sbin = ["/usr/sbin", "/sbin"].iter().any(|dir| std::path::Path::new(dir).join(tool).is_file());
+        if crate::server_process::which(tool).is_none() && !in_sbin {
             bail!("--isolation netns needs `{tool}` (Debian/Ubuntu: apt-get install iproute2 util-linux)");
         }
     }

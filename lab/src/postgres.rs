@@ -24,6 +24,7 @@ use tempfile::TempDir;
 use crate::placement::Placement;
 use crate::ports::free_loopback_port;
 use crate::process_user::RunAs;
+use crate::server_process::which;
 
 /// The Debian/Ubuntu package that provides the server binaries.
 const INSTALL_HINT: &str = "install PostgreSQL's server package (Debian/Ubuntu: `apt-get install postgresql`), \
@@ -402,8 +403,4 @@ fn find_bin_dir() -> Option<PathBuf> {
         return Some(dir);
     }
     which("initdb").and_then(|initdb| initdb.parent().map(Path::to_path_buf)).filter(|dir| has_tools(dir))
-}
-
-fn which(program: &str) -> Option<PathBuf> {
-    std::env::split_paths(&std::env::var_os("PATH")?).map(|dir| dir.join(program)).find(|candidate| candidate.is_file())
 }

@@ -290,25 +290,30 @@ pub fn postgres_exporter(dsn: &str) -> Result<ServerProcess, ServerError> {
 
 /// The status code of `GET path` (HTTP/1.0, blocking, 2 s timeout).
 pub fn http_get_status(address: SocketAddr, path: &str) -> Option<u16> {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect_timeout(&address, Duration::from_secs(2)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    stream.write_all(format!("GET {path} HTTP/1.0\r\nHost: {address}\r\n\r\n").as_bytes()).ok()?;
+    use std::io::Read;
+    // Only the status line: readiness probes poll, and /metrics bodies are large.
     let mut head = [0u8; 12];
-    stream.read_exact(&mut head).ok()?;
+    send_get(address, path, Duration::from_secs(2))?.read_exact(&mut head).ok()?;
     std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
 }
 
 /// The body of `GET path` (HTTP/1.0, blocking, 10 s timeout), when it answers 200.
 pub fn http_get_body(address: SocketAddr, path: &str) -> Option<String> {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect_timeout(&address, Duration::from_secs(2)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-    stream.write_all(format!("GET {path} HTTP/1.0\r\nHost: {address}\r\n\r\n").as_bytes()).ok()?;
+    use std::io::Read;
     let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
+    send_get(address, path, Duration::from_secs(10))?.read_to_string(&mut response).ok()?;
     let (head, body) = response.split_once("\r\n\r\n")?;
     (head.split_whitespace().nth(1) == Some("200")).then(|| body.to_string())
+}
+
+/// Connects (2 s at most) and sends `GET path` as HTTP/1.0, so the server closes
+/// the connection after its answer.
+fn send_get(address: SocketAddr, path: &str, read_timeout: Duration) -> Option<std::net::TcpStream> {
+    use std::io::Write;
+    let mut stream = std::net::TcpStream::connect_timeout(&address, Duration::from_secs(2)).ok()?;
+    stream.set_read_timeout(Some(read_timeout)).ok()?;
+    stream.write_all(format!("GET {path} HTTP/1.0\r\nHost: {address}\r\n\r\n").as_bytes()).ok()?;
+    Some(stream)
 }
 
 /// Percent-encodes a URL query parameter (a PromQL expression).
@@ -321,6 +326,7 @@ pub fn encode_query(text: &str) -> String {
         .collect()
 }
 
-fn which(program: &str) -> Option<PathBuf> {
+/// `program`'s path on PATH.
+pub(crate) fn which(program: &str) -> Option<PathBuf> {
     std::env::split_paths(&std::env::var_os("PATH")?).map(|dir| dir.join(program)).find(|path| path.is_file())
 }

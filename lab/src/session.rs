@@ -58,8 +58,7 @@ impl Session {
         for line in crate::state::clean_stale() {
             eprintln!("loadlab: cleaned up after a crashed lab: {line}");
         }
-        let (topology_text, topology_source) = read_topology(options.topology.as_deref())?;
-        let topology = Topology::parse(&topology_text, &topology_source)?;
+        let (topology, topology_text, topology_source) = Topology::locate(options.topology.as_deref())?;
         if options.netem.is_some() && options.isolation != Isolation::Netns {
             bail!("--netem needs --isolation netns");
         }
@@ -97,17 +96,6 @@ impl Session {
 /// A short id for a lab: its start time, to the second (UTC).
 pub fn new_id() -> String {
     chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string()
-}
-
-/// The topology text and where it came from.
-fn read_topology(path: Option<&Path>) -> anyhow::Result<(String, String)> {
-    let path = match path {
-        Some(path) => path.to_path_buf(),
-        None if Path::new("topology.toml").is_file() => PathBuf::from("topology.toml"),
-        None => return Ok((crate::topology::BUILT_IN.to_string(), "topology.toml (built into loadlab)".to_string())),
-    };
-    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    Ok((text, path.display().to_string()))
 }
 
 /// ./monitoring, or the first `monitoring/` above the loadlab binary (a workspace

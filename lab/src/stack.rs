@@ -150,8 +150,8 @@ pub struct Stack {
     network: Option<Network>,
     /// Optional components that are not installed: (component, why).
     pub missing: Vec<(String, String)>,
-    /// URLs worth showing: (name, URL).
-    pub urls: Vec<(String, String)>,
+    /// URLs worth showing: (name, URL, the namespace it is reachable in).
+    pub urls: Vec<(String, String, Option<String>)>,
     log_dir: PathBuf,
 }
 
@@ -226,7 +226,7 @@ impl Stack {
         .context("starting PostgreSQL")?;
         postgres.create_database("device_api")?;
         let database_url = postgres.url("device_api");
-        stack.urls.push(("PostgreSQL".into(), database_url.clone()));
+        stack.show("PostgreSQL", database_url.clone(), db);
         stack.postgres = Some(postgres);
 
         let dsn = format!("postgresql://postgres@{db_address}/device_api?sslmode=disable");
@@ -260,7 +260,7 @@ impl Stack {
         args.extend(topology.settings_flags("device-api"));
         let spec = our_program(options, "device-api", args, "/ready");
         stack.start_server("device-api", &spec, app, Service::DeviceApi, options, say)?;
-        stack.urls.push(("device-api".into(), format!("http://{api_address}")));
+        stack.show("device-api", format!("http://{api_address}"), app);
 
         if let Some(grpc) = host(Role::GrpcStress) {
             let listen = layout.address(grpc, Service::GrpcStress);
@@ -275,7 +275,7 @@ impl Stack {
             args.extend(topology.settings_flags("grpc-stress"));
             let spec = our_program(options, "grpc-stress", args, "/metrics");
             stack.start_server("grpc-stress", &spec, grpc, Service::GrpcStressMetrics, options, say)?;
-            stack.urls.push(("grpc-stress".into(), format!("http://{listen}")));
+            stack.show("grpc-stress", format!("http://{listen}"), grpc);
         }
 
         // Monitoring.
@@ -288,9 +288,7 @@ impl Stack {
             options,
             say,
         )? {
-            stack
-                .urls
-                .push(("Pushgateway".into(), format!("http://{}", layout.address(monitor, Service::Pushgateway))));
+            stack.show("Pushgateway", format!("http://{}", layout.address(monitor, Service::Pushgateway)), monitor);
         }
         let config = prometheus_config(topology, &layout, &options.monitoring_dir)?;
         if stack.start_optional(
@@ -301,9 +299,14 @@ impl Stack {
             options,
             say,
         )? {
-            stack.urls.push(("Prometheus".into(), format!("http://{}", layout.address(monitor, Service::Prometheus))));
+            stack.show("Prometheus", format!("http://{}", layout.address(monitor, Service::Prometheus)), monitor);
         }
         Ok(stack)
+    }
+
+    /// Lists a URL of `host`'s for the user.
+    fn show(&mut self, name: &str, url: String, host: &Host) {
+        self.urls.push((name.to_string(), url, self.layout.namespaces.get(&host.name).cloned()));
     }
 
     /// Starts a component the lab can do without: not installed is a warning and a

@@ -265,11 +265,21 @@ pub const LAB_SET_LOADGEN_OPTIONS: &[&str] =
     &["target", "prometheus", "bottlenecks", "pushgateway", "listen", "out", "run-id"];
 
 impl Topology {
-    /// Reads and validates `path`.
-    pub fn load(path: &Path) -> Result<Self, TopologyError> {
+    /// Reads and validates `path`, else ./topology.toml, else the built-in one.
+    /// Also returns the text and where it came from (a run keeps both).
+    pub fn locate(path: Option<&Path>) -> Result<(Self, String, String), TopologyError> {
+        let path = match path {
+            Some(path) => path,
+            None if Path::new("topology.toml").is_file() => Path::new("topology.toml"),
+            None => {
+                let source = "topology.toml (built into loadlab)".to_string();
+                return Ok((Self::parse(BUILT_IN, &source)?, BUILT_IN.to_string(), source));
+            }
+        };
+        let source = path.display().to_string();
         let text = std::fs::read_to_string(path)
-            .map_err(|error| TopologyError::Parse { file: path.display().to_string(), message: error.to_string() })?;
-        Self::parse(&text, &path.display().to_string())
+            .map_err(|error| TopologyError::Parse { file: source.clone(), message: error.to_string() })?;
+        Ok((Self::parse(&text, &source)?, text, source))
     }
 
     /// Parses and validates `text` (`file` names it in errors).

@@ -27,22 +27,12 @@ pub fn up(options: &LabOptions, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
     let topology = &session.topology;
     let loadgen_host = topology.host_with(Role::Loadgen).expect("validated");
     let loadgen_listen = stack.layout.address(loadgen_host, Service::Loadgen);
-    let namespace_of =
-        |role: Role| topology.host_with(role).and_then(|host| stack.layout.namespaces.get(&host.name).cloned());
-    let mut urls: Vec<(String, String, Option<String>)> = Vec::new();
-    for (name, url) in &stack.urls {
-        let role = match name.as_str() {
-            "PostgreSQL" => Role::Database,
-            "device-api" => Role::DeviceApi,
-            "grpc-stress" => Role::GrpcStress,
-            _ => Role::Monitoring,
-        };
-        urls.push((name.clone(), url.clone(), namespace_of(role)));
-    }
+    let loadgen_namespace = stack.layout.namespaces.get(&loadgen_host.name).cloned();
+    let mut urls = stack.urls.clone();
     urls.push((
         "loadgen metrics (while loadgen runs)".into(),
         format!("http://{loadgen_listen}"),
-        namespace_of(Role::Loadgen),
+        loadgen_namespace.clone(),
     ));
     session.registration.record.urls = urls.clone();
     session.registration.save()?;
@@ -52,9 +42,10 @@ pub fn up(options: &LabOptions, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
             println!("missing: {name}: {why}");
         }
     }
-    let api = stack.urls.iter().find(|(name, _)| name == "device-api").map(|(_, url)| url.clone()).unwrap_or_default();
-    let prometheus = stack.urls.iter().find(|(name, _)| name == "Prometheus").map(|(_, url)| url.clone());
-    let in_loadgen = namespace_of(Role::Loadgen).map(|ns| format!("ip netns exec {ns} ")).unwrap_or_default();
+    let url_of = |wanted: &str| urls.iter().find(|(name, ..)| name == wanted).map(|(_, url, _)| url.clone());
+    let api = url_of("device-api").unwrap_or_default();
+    let prometheus = url_of("Prometheus");
+    let in_loadgen = loadgen_namespace.map(|ns| format!("ip netns exec {ns} ")).unwrap_or_default();
     println!();
     println!("Drive it (the loadgen host's metrics address, so Prometheus scrapes it):");
     println!(

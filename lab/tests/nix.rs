@@ -13,11 +13,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::binary;
-
-fn repository() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
-}
+use common::{binary, repository};
 
 fn nix_instantiate() -> Command {
     let found = std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())

@@ -71,6 +71,12 @@ impl TestApi {
         login(&self.client, &self.base).await
     }
 
+    /// `POST /measurement` of `body` as `device`; the answer's status.
+    pub async fn post_measurement(&self, device: Uuid, body: &Value) -> reqwest::StatusCode {
+        let request = self.client.post(self.url("/measurement")).bearer_auth(device).json(body);
+        request.send().await.unwrap().status()
+    }
+
     /// Gracefully stops the server and waits for it to drain.
     pub async fn stop(mut self) {
         if let Some(shutdown) = self.shutdown.take() {

@@ -20,6 +20,11 @@ impl Drop for Process {
     }
 }
 
+/// The repository's root (topology.toml, monitoring/, nixos/).
+pub fn repository() -> PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
 pub fn binary(name: &str) -> PathBuf {
     let dir = std::env::current_exe().unwrap().parent().unwrap().parent().unwrap().to_path_buf();
     let path = dir.join(name);
