@@ -22,12 +22,11 @@
         };
       forAllSystems = f: lib.genAttrs systems (system: f (pkgsFor system));
 
-      # One module per role, and `host`, which places a machine in the topology and
-      # enables its roles; each imports the others, so any one of them brings all the
-      # options. The modules default their package to `pkgs.loadlab` (the overlay); the
-      # flake's outputs default it to this flake's build instead, because inside a NixOS
-      # test pkgs is read-only and the overlay cannot be applied. `key` makes the
-      # module system apply that default once however many outputs are imported.
+      # One module per role and `host`, which places a machine in the topology and
+      # enables its roles. The imports form a tree (nixpkgs' pattern): every role module
+      # imports nixos/modules/common.nix, where the shared options are declared once;
+      # host.nix imports the role modules it enables; nothing imports its importer. So
+      # each output works alone, and `default` brings them all.
       roleModules = {
         host = ./nixos/modules/host.nix;
         database = ./nixos/modules/database.nix;
@@ -36,27 +35,33 @@
         loadgen = ./nixos/modules/loadgen.nix;
         monitoring = ./nixos/modules/monitoring.nix;
       };
-      flakePackage = {
-        key = "loadlab-flake-package";
+      # The modules default their package to `pkgs.loadlab` (the overlay); the flake's
+      # outputs default it to this flake's build instead, because inside a NixOS test
+      # pkgs is read-only and the overlay cannot be applied. One small module per role
+      # with a `package` option, each with a `key`, so the module system applies it once
+      # however many outputs are imported, and only beside the role that declares it.
+      packagedRoles = [
+        "device-api"
+        "grpc-stress"
+        "loadgen"
+      ];
+      ourPackage = role: {
+        key = "loadlab-flake-package-${role}";
         imports = [
           (
             { lib, pkgs, ... }:
-            let
-              package = self.packages.${pkgs.stdenv.hostPlatform.system}.loadlab;
-            in
             {
-              services.loadlab.device-api.package = lib.mkDefault package;
-              services.loadlab.grpc-stress.package = lib.mkDefault package;
-              services.loadlab.loadgen.package = lib.mkDefault package;
+              services.loadlab.${role}.package =
+                lib.mkDefault self.packages.${pkgs.stdenv.hostPlatform.system}.loadlab;
             }
           )
         ];
       };
-      withOurPackage = module: {
+      withOurPackage = name: module: {
         imports = [
           module
-          flakePackage
-        ];
+        ]
+        ++ map ourPackage (if name == "host" then packagedRoles else lib.intersectLists [ name ] packagedRoles);
       };
 
       # A machine of the topology: every role module, placed as `name`.
@@ -94,9 +99,11 @@
         }
       );
 
-      nixosModules = builtins.mapAttrs (name: withOurPackage) roleModules // {
-        default = withOurPackage roleModules.host;
-      };
+      nixosModules =
+        let
+          roles = builtins.mapAttrs withOurPackage roleModules;
+        in
+        roles // { default.imports = builtins.attrValues roles; };
 
       # One configuration per host of topology.toml, as a VirtualBox guest (what
       # `nix run .#deploy-vbox` builds; `nixos-rebuild switch --flake .#app

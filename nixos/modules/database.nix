@@ -14,7 +14,7 @@ let
   option = import ../lib/options.nix lib topology;
 in
 {
-  imports = [ ./host.nix ];
+  imports = [ ./common.nix ];
 
   options.services.loadlab.database = {
     enable = lib.mkEnableOption "the loadlab database (PostgreSQL 17, TimescaleDB, postgres exporter)";

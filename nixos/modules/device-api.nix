@@ -25,7 +25,7 @@ let
   '';
 in
 {
-  imports = [ ./host.nix ];
+  imports = [ ./common.nix ];
 
   options.services.loadlab.device-api = {
     enable = lib.mkEnableOption "device-api, loadlab's model IoT device-collection API";

@@ -18,7 +18,7 @@ let
   };
 in
 {
-  imports = [ ./host.nix ];
+  imports = [ ./common.nix ];
 
   options.services.loadlab.grpc-stress = {
     enable = lib.mkEnableOption "the grpc-stress server";

@@ -9,57 +9,21 @@
 }:
 let
   cfg = config.services.loadlab;
-  topology = import ../lib/topology.nix { inherit (cfg) topologyFile; };
+  inherit (cfg) topology;
   host = topology.hostsByName.${cfg.hostName};
   hasRole = role: builtins.elem role host.roles;
 in
 {
-  # Every role module (each imports this one back; the module system loads each file
-  # once): a host enables its roles' modules, so their options must exist.
+  # host.nix enables the role modules, so it imports them (each imports common.nix,
+  # where the options read here are declared); no role module imports host.nix.
   imports = [
+    ./common.nix
     ./database.nix
     ./device-api.nix
     ./grpc-stress.nix
     ./loadgen.nix
     ./monitoring.nix
   ];
-
-  options.services.loadlab = {
-    topologyFile = lib.mkOption {
-      type = lib.types.path;
-      default = ../../topology.toml;
-      defaultText = lib.literalExpression "./topology.toml (the repository's)";
-      description = "The topology this machine is part of: hosts, addresses, roles, ports and plans.";
-    };
-
-    hostName = lib.mkOption {
-      type = lib.types.nullOr lib.types.str;
-      default = null;
-      example = "app";
-      description = ''
-        Which host of the topology this machine is. Sets its host name, its address and
-        the roles it plays; `null` leaves all of that to you.
-      '';
-    };
-
-    interface = lib.mkOption {
-      type = lib.types.str;
-      default = "eth1";
-      description = ''
-        The network interface on the lab's host-only network (on VirtualBox the second
-        adapter; the first is NAT for downloads).
-      '';
-    };
-
-    topology = lib.mkOption {
-      type = lib.types.raw;
-      readOnly = true;
-      internal = true;
-      default = topology;
-      defaultText = lib.literalExpression "import ./nixos/lib/topology.nix { inherit (config.services.loadlab) topologyFile; }";
-      description = "The evaluated topology, for the role modules' defaults.";
-    };
-  };
 
   config = lib.mkIf (cfg.hostName != null) {
     # nixos/modules/misc/assertions.nix: assertions.

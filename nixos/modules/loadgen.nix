@@ -51,7 +51,7 @@ let
   '';
 in
 {
-  imports = [ ./host.nix ];
+  imports = [ ./common.nix ];
 
   options.services.loadlab.loadgen = {
     enable = lib.mkEnableOption "loadgen, running one of the topology's plans until the system breaks";

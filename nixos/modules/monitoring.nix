@@ -21,7 +21,7 @@ let
   secretsDir = "/var/lib/loadlab-grafana-secrets";
 in
 {
-  imports = [ ./host.nix ];
+  imports = [ ./common.nix ];
 
   options.services.loadlab.monitoring = {
     enable = lib.mkEnableOption "the loadlab monitoring host (Prometheus, Pushgateway, Grafana)";
