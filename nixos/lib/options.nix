@@ -2,17 +2,24 @@
 # a port whose default is the topology's, a program's `settings` (its long options,
 # rendered by nixos/lib/topology.nix's `flags`), and the database password's file.
 lib: topology: rec {
-  # Where the VirtualBox guests put the password deploy-vbox hands them.
-  defaultPasswordFile = "/run/loadlab-secrets/db-password";
+  # Where the database password is read from by default: under /var/lib, so it
+  # survives a reboot. The VirtualBox guests write it there at every boot from the guest
+  # property deploy-vbox sets (nixos/vbox/guest.nix); on real hosts it is put there once
+  # (or `passwordFile` names what a secrets tool provides, see the README).
+  defaultPasswordFile = "/var/lib/loadlab-secrets/db-password";
 
   passwordFile = lib.mkOption {
     type = lib.types.str;
     default = defaultPasswordFile;
     description = ''
       File holding device-api's database password (URL-safe characters, e.g. hex),
-      read as a systemd credential; the database and device-api hosts each need a copy.
-      Never a store path outside tests: deploy it out of band (`nix run .#deploy-vbox`
-      hands it to its VMs; on real hosts, your secrets tool).
+      read as a systemd credential when the unit starts; the database and device-api
+      hosts each need a copy. Nothing in these modules creates it: `nix run
+      .#deploy-vbox` hands it to its VMs (which write it here at every boot); on real
+      hosts put it here once (`install -D -m 0600`, it survives reboots), or point this
+      option at the file your secrets tool recreates at each boot (sops-nix:
+      `config.sops.secrets.<name>.path`, agenix: `config.age.secrets.<name>.path`).
+      Never a store path outside tests.
     '';
   };
 

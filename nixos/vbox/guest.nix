@@ -3,7 +3,8 @@
 # `system.build.images.virtualbox`, nixos/modules/image/images.nix): the memory and
 # CPUs of the topology, the second adapter on the host-only network with a MAC derived
 # from the address, predictable `eth0`/`eth1` names, and the database password handed
-# in by `deploy-vbox` as a guest property (never in the store).
+# in by `deploy-vbox` as a guest property (never in the store or the image), written at
+# every boot to the path the database and device-api modules read by default.
 {
   config,
   lib,
@@ -15,24 +16,55 @@ let
   host = cfg.topology.hostsByName.${cfg.hostName};
   lastOctet = lib.toInt (lib.last (lib.splitString "." host.address));
   secret = (import ../lib/options.nix lib cfg.topology).defaultPasswordFile;
-  usesPassword = config.services.loadlab.database.enable || config.services.loadlab.device-api.enable;
+  # The units that read the password (nixos/modules/database.nix, device-api.nix).
+  consumers =
+    lib.optional cfg.database.enable "postgresql-setup.service"
+    ++ lib.optional cfg.device-api.enable "loadlab-device-api.service";
+  # boot.kernelPackages (nixos/modules/system/boot/kernel.nix) carries the guest
+  # additions that virtualisation.virtualbox.guest.enable installs and loads.
+  vboxControl = "${config.boot.kernelPackages.virtualboxGuestAdditions}/bin/VBoxControl";
+  # VBoxControl talks to the host through /dev/vboxguest (the guest driver; upstream's
+  # udev rule tags it for systemd) next to VBoxService (`virtualbox.service`), both
+  # from nixos/modules/virtualisation/virtualbox-guest.nix. A unit that reads a guest
+  # property starts after both.
+  afterGuestAdditions = {
+    requires = [ "dev-vboxguest.device" ];
+    wants = [ "virtualbox.service" ];
+    after = [
+      "dev-vboxguest.device"
+      "virtualbox.service"
+    ];
+  };
+  # `VBoxControl guestproperty get NAME`: prints the value, or nothing when the host
+  # has no such property ("No value set!"). Any other failure (the guest driver or
+  # service not answering yet) is retried for up to a minute, then reported on stderr.
+  getProperty = pkgs.writeShellScript "loadlab-guest-property" ''
+    for _ in $(seq 60); do
+      output=$(${vboxControl} --nologo guestproperty get "$1" 2>&1) || true
+      case "$output" in
+        "Value: "*) printf '%s' "''${output#Value: }"; exit 0 ;;
+        *"No value set!"*) exit 0 ;;
+      esac
+      sleep 1
+    done
+    echo "VBoxControl guestproperty get $1 failed for 60 s: $output" >&2
+  '';
 in
 {
-  # nixos/modules/image/images.nix: image.modules.<variant> (a list of modules).
-  image.modules.virtualbox = [
-    {
-      virtualbox = {
-        vmName = "loadlab-${cfg.hostName}";
-        memorySize = host.memory_mib;
-        params = {
-          cpus = host.vcpus;
-          nic2 = "hostonly";
-          hostonlyadapter2 = "vboxnet0";
-          macaddress2 = "0800275638" + lib.fixedWidthString 2 "0" (lib.toHexString lastOctet);
-        };
+  # nixos/modules/image/images.nix: image.modules.<variant> (attrsOf deferredModule),
+  # merged with upstream's own virtualbox variant module.
+  image.modules.virtualbox = {
+    virtualbox = {
+      vmName = "loadlab-${cfg.hostName}";
+      memorySize = host.memory_mib;
+      params = {
+        cpus = host.vcpus;
+        nic2 = "hostonly";
+        hostonlyadapter2 = "vboxnet0";
+        macaddress2 = "0800275638" + lib.fixedWidthString 2 "0" (lib.toHexString lastOctet);
       };
-    }
-  ];
+    };
+  };
 
   # The disk layout and boot loader the VirtualBox image has (the same values
   # nixos/modules/virtualisation/virtualbox-image.nix sets inside the image variant),
@@ -56,7 +88,8 @@ in
 
   # nixos/modules/services/networking/firewall.nix: networking.firewall.allowedTCPPorts.
   # Root over SSH with the deployer's key (handed in as a guest property, see
-  # loadlab-guest-properties below), for `nixos-rebuild --target-host`.
+  # loadlab-ssh-key below), for `nixos-rebuild --target-host`. (openssh's own
+  # openFirewall opens 22 as well; stated here because the lab relies on it.)
   # nixos/modules/services/networking/ssh/sshd.nix: services.openssh.{enable,settings}.
   services.openssh = {
     enable = true;
@@ -67,50 +100,48 @@ in
   # nixos/modules/misc/version.nix: system.stateVersion.
   system.stateVersion = "26.05";
 
-  systemd.services.loadlab-ssh-key = {
+  systemd.services.loadlab-ssh-key = afterGuestAdditions // {
     description = "Authorise the deployer's SSH key from the VirtualBox guest property";
     wantedBy = [ "multi-user.target" ];
     before = [ "sshd.service" ];
     serviceConfig.Type = "oneshot";
     script = ''
-      value=$(${config.boot.kernelPackages.virtualboxGuestAdditions}/bin/VBoxControl --nologo guestproperty get /loadlab/ssh-key || true)
-      case "$value" in
-        "Value: "*)
-          install -d -m 0700 /root/.ssh
-          printf '%s\n' "''${value#Value: }" > /root/.ssh/authorized_keys
-          chmod 0600 /root/.ssh/authorized_keys
-          ;;
-        *) echo "no /loadlab/ssh-key guest property: root login over SSH stays closed" ;;
-      esac
+      key=$(${getProperty} /loadlab/ssh-key)
+      if [ -n "$key" ]; then
+        install -d -m 0700 /root/.ssh
+        printf '%s\n' "$key" > /root/.ssh/authorized_keys
+        chmod 0600 /root/.ssh/authorized_keys
+      else
+        echo "no /loadlab/ssh-key guest property: root login over SSH stays closed"
+      fi
     '';
   };
 
-  systemd.services.loadlab-secrets = lib.mkIf usesPassword {
-    description = "Fetch the lab's database password from the VirtualBox guest property";
-    wantedBy = [ "multi-user.target" ];
-    before = [
-      "postgresql-setup.service"
-      "loadlab-device-api.service"
-    ];
-    requiredBy = lib.optional config.services.loadlab.database.enable "postgresql-setup.service"
-      ++ lib.optional config.services.loadlab.device-api.enable "loadlab-device-api.service";
-    serviceConfig = {
-      Type = "oneshot";
-      RemainAfterExit = true;
-      RuntimeDirectory = "loadlab-secrets";
-      RuntimeDirectoryMode = "0700";
-      RuntimeDirectoryPreserve = true;
-    };
-    script = ''
-      # boot.kernelPackages (nixos/modules/system/boot/kernel.nix) carries the guest
-      # additions that virtualisation.virtualbox.guest.enable loads.
-      value=$(${config.boot.kernelPackages.virtualboxGuestAdditions}/bin/VBoxControl --nologo guestproperty get /loadlab/db-password)
-      case "$value" in
-        "Value: "*) ;;
-        *) echo "no /loadlab/db-password guest property (deploy with nix run .#deploy-vbox)" >&2; exit 1 ;;
-      esac
-      umask 077
-      printf '%s' "''${value#Value: }" > ${secret}
-    '';
-  };
+  # Before PostgreSQL's setup and device-api, which read the password as a credential
+  # and are bound to this unit: if the property is missing, they do not start, and this
+  # unit's journal says why.
+  systemd.services.loadlab-secrets = lib.mkIf (consumers != [ ]) (
+    afterGuestAdditions
+    // {
+      description = "Fetch the lab's database password from the VirtualBox guest property";
+      wantedBy = [ "multi-user.target" ];
+      before = consumers;
+      requiredBy = consumers;
+      serviceConfig = {
+        Type = "oneshot";
+        RemainAfterExit = true;
+        StateDirectory = "loadlab-secrets";
+        StateDirectoryMode = "0700";
+      };
+      script = ''
+        password=$(${getProperty} /loadlab/db-password)
+        if [ -z "$password" ]; then
+          echo "no /loadlab/db-password guest property for this VM (or VBoxControl could not read it, see above): deploy with nix run .#deploy-vbox, which sets it" >&2
+          exit 1
+        fi
+        umask 077
+        printf '%s' "$password" > ${secret}
+      '';
+    }
+  );
 }
