@@ -1,7 +1,8 @@
 # `nix run .#deploy-vbox` and `nix run .#destroy-vbox`: the scripts in this directory
-# with the hosts of the topology and their built VirtualBox images (building the app
-# builds every image). VBoxManage comes from the machine's own VirtualBox, whose
-# kernel modules must match it.
+# with the hosts of the topology. deploy-vbox's hosts file names each host's built
+# VirtualBox image (building that app builds every image); destroy-vbox's names the
+# hosts only, so deleting the VMs never builds anything. VBoxManage comes from the
+# machine's own VirtualBox, whose kernel modules must match it.
 {
   lib,
   writeShellApplication,
@@ -17,11 +18,16 @@
 }:
 let
   inherit (topology) ports;
+  # One line per host: "name address vcpus memory_mib image" (deploy.sh).
   hostsFile = writeText "loadlab-hosts" (
     lib.concatMapStrings (
       host:
       "${host.name} ${host.address} ${toString host.vcpus} ${toString host.memory_mib} ${images.${host.name}}\n"
     ) topology.hosts
+  );
+  # One line per host: "name address" (destroy.sh); no image, so nothing is built.
+  hostNamesFile = writeText "loadlab-host-names" (
+    lib.concatMapStrings (host: "${host.name} ${host.address}\n") topology.hosts
   );
   at = role: port: "http://${(topology.hostOf role).address}:${toString port}";
   health = [
@@ -60,7 +66,7 @@ in
     name = "loadlab-destroy-vbox";
     inherit runtimeInputs;
     text = ''
-      LOADLAB_HOSTS=${hostsFile}
+      LOADLAB_HOSTS=${hostNamesFile}
     ''
     + builtins.readFile ./destroy.sh;
   };

@@ -1,6 +1,7 @@
 # Powers off and deletes the lab's VMs (sourced by `nix run .#destroy-vbox`, which sets
-# LOADLAB_HOSTS). The host-only network and the password in ~/.local/state/loadlab
-# stay, so a later deploy-vbox reuses them.
+# LOADLAB_HOSTS: one line per host, "name address"; no images, so destroying builds
+# nothing). The host-only network and the password in ~/.local/state/loadlab stay, so
+# a later deploy-vbox reuses them.
 if ! command -v VBoxManage >/dev/null 2>&1; then
   echo "destroy-vbox: VBoxManage not found; nothing to do." >&2
   exit 1
