@@ -182,11 +182,11 @@
             prometheus-postgres-exporter
             python3
             iproute2
-            nixfmt-rfc-style
+            nixfmt
           ];
         };
       });
 
-      formatter = forAllSystems (pkgs: pkgs.nixfmt-rfc-style);
+      formatter = forAllSystems (pkgs: pkgs.nixfmt);
     };
 }
