@@ -1,7 +1,14 @@
 # The loadgen host: a unit that waits until its target and Prometheus answer, runs the
-# plan's breakpoint search once (on boot, or `systemctl start loadlab-loadgen`),
-# keeps every run under /var/lib/loadlab-loadgen/results/<run id>/, pushes its figures
-# to the Pushgateway, and serves /metrics on the loadgen port while it runs.
+# plan's breakpoint search once, keeps every run under
+# /var/lib/loadlab-loadgen/results/<run id>/, pushes its figures to the Pushgateway,
+# and serves /metrics on the loadgen port while it runs.
+#
+# A run is started by boot (runOnBoot) or by `systemctl restart loadlab-loadgen`, which
+# runs the plan again every time (and starts it if it never ran). After a run the unit
+# stays "active (exited)" (RemainAfterExit), so a plain `systemctl start` of a unit that
+# already ran does nothing, and neither does anything that starts multi-user.target
+# again: a load test never starts by accident. For the same reason `nixos-rebuild
+# switch` does not restart the unit when its definition changes (restartIfChanged).
 {
   config,
   lib,
@@ -83,7 +90,12 @@ in
     runOnBoot = lib.mkOption {
       type = lib.types.bool;
       default = true;
-      description = "Run the plan once at boot; otherwise start it with `systemctl start loadlab-loadgen`.";
+      description = ''
+        Run the plan once at boot (boot reaches multi-user.target when the run ends: the
+        unit is a oneshot). Either way, `systemctl restart loadlab-loadgen` runs it
+        (again); a plain `start` does nothing once it has run (the unit remains active
+        after a run).
+      '';
     };
   };
 
@@ -103,7 +115,10 @@ in
       wantedBy = lib.optional cfg.runOnBoot "multi-user.target";
       wants = [ "network-online.target" ];
       after = [ "network-online.target" ];
+      # See the top of this file: a switch never launches a run.
+      restartIfChanged = false;
       serviceConfig = import ../lib/hardening.nix // {
+        # `systemctl restart` blocks until the run ends; each restart is a new run.
         Type = "oneshot";
         RemainAfterExit = true;
         ExecStartPre = waitForTargets;

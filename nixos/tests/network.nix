@@ -85,7 +85,8 @@ in
         ${monitor}.fail("curl -fs -u admin:admin 'http://127.0.0.1:${toString ports.grafana}/api/search'")
 
     with subtest("loadgen finds a breaking point"):
-        ${loadgen}.succeed("systemctl start loadlab-loadgen.service")
+        # The documented way to run the plan (again): restart blocks until it ends.
+        ${loadgen}.succeed("systemctl restart loadlab-loadgen.service")
         summary = json.loads(${loadgen}.succeed("cat /var/lib/loadlab-loadgen/results/*/summary.json"))
         assert summary["breaking_point"]["rate"] is not None, summary["breaking_point"]
         assert summary["bottlenecks"]["verdict"], "no bottleneck verdict"

@@ -106,4 +106,4 @@ done < "$LOADLAB_HEALTH"
 
 echo
 echo "The lab is up. Grafana's admin password: ssh root@<monitor address> cat /var/lib/loadlab-grafana-secrets/admin-password"
-echo "loadgen ran the default plan at boot; its results: /var/lib/loadlab-loadgen/results/ on the loadgen host."
+echo "loadgen ran the default plan at boot; its results: /var/lib/loadlab-loadgen/results/ on the loadgen host (run it again: ssh root@<loadgen address> systemctl restart loadlab-loadgen)."
