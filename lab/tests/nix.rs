@@ -1,5 +1,7 @@
 //! The Nix side, checked without nixpkgs (nothing can be built here; Debian's
-//! nix-instantiate can parse and evaluate):
+//! nix-instantiate can parse and evaluate). The modules and every flake output are
+//! evaluated with nixpkgs' module system by `../shared/nix-eval/run.sh`, which
+//! `scripts/test` runs; these tests check what that cannot:
 //! - every `.nix` file of the repository parses;
 //! - the pure topology functions (`nixos/lib/topology.nix`, builtins only) derive the
 //!   same hosts, open ports, scrape jobs and program flags as `loadlab topology`, for
