@@ -3,7 +3,8 @@
 //! `promtool test rules` (each alert fires when it should and stays quiet when it
 //! should not); promtool comes with Debian's `prometheus` package, which
 //! scripts/install-deps installs. Grafana dashboards: the committed JSON is what the
-//! generator writes, and every panel has a title, a unit and the datasource variable.
+//! generator writes (with Grafana's foundation SDK, in the project's Python environment),
+//! and every panel has a title, a unit and the datasource variable.
 //! (`live_monitoring.rs` runs every query against real data.)
 
 use std::path::{Path, PathBuf};
@@ -83,14 +84,27 @@ fn grafana() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../monitoring/grafana")
 }
 
+/// The Python that has `requirements` installed: scripts/python-venv decides the
+/// interpreter and the environment (and installs the file if it changed), not the test.
+fn python(requirements: &Path) -> PathBuf {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/python-venv");
+    let output = Command::new(&script)
+        .arg(requirements)
+        .output()
+        .unwrap_or_else(|error| panic!("{} not runnable: {error}", script.display()));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "scripts/python-venv {}:\n{stderr}", requirements.display());
+    PathBuf::from(String::from_utf8(output.stdout).unwrap().trim())
+}
+
 #[test]
 fn dashboards_are_what_the_generator_writes() {
     let fresh = tempfile::tempdir().unwrap();
-    let output = Command::new("python3")
+    let output = Command::new(python(&grafana().join("requirements.txt")))
         .arg(grafana().join("generate.py"))
         .arg(fresh.path())
         .output()
-        .expect("python3 runs the dashboard generator");
+        .expect("the project's Python runs the dashboard generator");
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let committed = grafana().join("dashboards");
     let names = |dir: &Path| {
@@ -107,7 +121,8 @@ fn dashboards_are_what_the_generator_writes() {
         let kept = std::fs::read_to_string(committed.join(&name)).unwrap();
         assert!(
             generated == kept,
-            "{name} differs from generate.py's output: run python3 monitoring/grafana/generate.py"
+            "{name} differs from generate.py's output: run \
+             \"$(scripts/python-venv monitoring/grafana/requirements.txt)\" monitoring/grafana/generate.py"
         );
     }
 }
