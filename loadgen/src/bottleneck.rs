@@ -12,15 +12,11 @@
 //! broken step plus its growth from the held one.
 
 use std::path::Path;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
-use http_body_util::Full;
-use hyper::Request;
-use hyper::body::Bytes;
 use serde::{Deserialize, Serialize};
 
-use crate::scenario::HttpClient;
-use crate::stats::Outcome;
+use crate::prometheus::Prometheus;
 
 /// One saturation signal, as listed in the signals file.
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -148,9 +144,14 @@ pub fn verdict(ranking: &[Reading]) -> String {
     }
 }
 
-/// Reads every signal over `held` and `broke` from the Prometheus at `base`.
-pub async fn analyse(base: &str, signals: &[Signal], held: Option<Window>, broke: Option<Window>) -> Analysis {
-    let client = HttpClient::new(Duration::from_secs(10), false);
+/// Reads every signal over `held` and `broke` from `prometheus`. A signal that
+/// cannot be read keeps its error; when none can, the verdict says so.
+pub async fn analyse(
+    prometheus: &Prometheus,
+    signals: &[Signal],
+    held: Option<Window>,
+    broke: Option<Window>,
+) -> Analysis {
     let mut readings = Vec::new();
     for signal in signals {
         let mut error = None;
@@ -158,8 +159,13 @@ pub async fn analyse(base: &str, signals: &[Signal], held: Option<Window>, broke
             let window = window?;
             let seconds = window.length.as_secs().max(1);
             let query = signal.query.replace("$window", &format!("{seconds}s"));
-            match instant_max(&client, base, &query, window.end).await {
-                Ok(value) => value,
+            match prometheus.query(&query, window.end).await {
+                // The largest finite value over the series, `None` when there is none.
+                Ok(series) => series
+                    .iter()
+                    .flat_map(|series| series.samples.iter().map(|(_, value)| *value))
+                    .filter(|value| value.is_finite())
+                    .reduce(f64::max),
                 Err(detail) => {
                     error = Some(detail);
                     None
@@ -182,36 +188,17 @@ pub async fn analyse(base: &str, signals: &[Signal], held: Option<Window>, broke
             error,
         });
     }
+    let failed = readings.iter().filter(|reading| reading.error.is_some()).count();
+    let first_error = readings.iter().find_map(|reading| reading.error.clone());
     let ranking = rank(readings);
-    Analysis { verdict: verdict(&ranking), ranking }
-}
-
-/// The largest finite value of `query` at `at`, `None` when it returns no series.
-async fn instant_max(client: &HttpClient, base: &str, query: &str, at: SystemTime) -> Result<Option<f64>, String> {
-    let time = at.duration_since(UNIX_EPOCH).map_err(|error| error.to_string())?.as_secs_f64();
-    let uri = format!("{}/api/v1/query?query={}&time={time:.3}", base.trim_end_matches('/'), encode(query));
-    let request = Request::get(uri).body(Full::new(Bytes::new())).map_err(|error| error.to_string())?;
-    let (outcome, body) = client.send(request).await;
-    if outcome != Outcome::Ok {
-        return Err(format!("Prometheus answered {}: {}", outcome.label(), String::from_utf8_lossy(&body)));
-    }
-    let answer: serde_json::Value = serde_json::from_slice(&body).map_err(|error| error.to_string())?;
-    let values = answer["data"]["result"].as_array().cloned().unwrap_or_default();
-    Ok(values
-        .iter()
-        .filter_map(|series| series["value"][1].as_str()?.parse::<f64>().ok())
-        .filter(|value| value.is_finite())
-        .reduce(f64::max))
-}
-
-/// Percent-encodes a query parameter.
-pub(crate) fn encode(text: &str) -> String {
-    text.bytes()
-        .map(|byte| match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (byte as char).to_string(),
-            _ => format!("%{byte:02X}"),
-        })
-        .collect()
+    let verdict = match (failed, first_error) {
+        (0, _) => verdict(&ranking),
+        (failed, Some(error)) if failed == ranking.len() => {
+            format!("no verdict: every query to Prometheus failed ({error})")
+        }
+        (failed, _) => format!("{} ({failed} of {} signals could not be read)", verdict(&ranking), ranking.len()),
+    };
+    Analysis { verdict, ranking }
 }
 
 #[cfg(test)]

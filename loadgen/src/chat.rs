@@ -20,6 +20,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::output::report::{Percentiles, percentiles};
 
+/// Longest wait for one subscribe or send.
+const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+
 pub const DELIVERY_LATENCY: &str = "loadgen_chat_delivery_latency_seconds";
 pub const CHAT_MESSAGES: &str = "loadgen_chat_messages_total";
 
@@ -96,10 +99,18 @@ pub async fn run(
                 conversation: format!("conversation-{conversation}"),
                 member: format!("member-{member}"),
             };
-            let mut stream = match client.subscribe(request).await {
-                Ok(response) => response.into_inner(),
-                Err(status) => {
+            let subscribed = tokio::select! {
+                subscribed = tokio::time::timeout(CALL_TIMEOUT, client.subscribe(request)) => subscribed,
+                _ = stop.cancelled() => break,
+            };
+            let mut stream = match subscribed {
+                Ok(Ok(response)) => response.into_inner(),
+                Ok(Err(status)) => {
                     tracing::warn!(%status, conversation, member, "subscribe failed");
+                    continue;
+                }
+                Err(_) => {
+                    tracing::warn!(conversation, member, "subscribe: no answer within {CALL_TIMEOUT:?}");
                     continue;
                 }
             };
@@ -156,14 +167,22 @@ pub async fn run(
                         sent_at_unix_nanos: now_nanos(),
                         body: vec![0u8; 64],
                     };
-                    match client.send(message).await {
-                        Ok(_) => {
+                    let answer = tokio::select! {
+                        answer = tokio::time::timeout(CALL_TIMEOUT, client.send(message)) => answer,
+                        _ = stop.cancelled() => break,
+                    };
+                    match answer {
+                        Ok(Ok(_)) => {
                             sent += 1;
                             metrics::counter!(CHAT_MESSAGES, "event" => "sent").increment(1);
                         }
-                        Err(status) => {
+                        Ok(Err(status)) => {
                             errors += 1;
                             tracing::warn!(%status, conversation, "send failed");
+                        }
+                        Err(_) => {
+                            errors += 1;
+                            tracing::warn!(conversation, "send: no answer within {CALL_TIMEOUT:?}");
                         }
                     }
                 }
@@ -181,7 +200,10 @@ pub async fn run(
         }
     }
     // Give the last messages time to arrive, then close the subscriptions.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    tokio::select! {
+        _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+        _ = stop.cancelled() => {}
+    }
     finished.cancel();
     for (conversation, subscriber) in subscribers {
         let Ok(receiver) = subscriber.await else { continue };

@@ -10,12 +10,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use http_body_util::Full;
-use hyper::Request;
-use hyper::body::Bytes;
-
-use crate::scenario::HttpClient;
-use crate::stats::Outcome;
+use crate::prometheus::Prometheus;
 
 /// What to export.
 #[derive(Clone, Debug)]
@@ -83,29 +78,15 @@ pub async fn export(plan: &ExportPlan, out: &Path) -> Result<usize, ExportError>
     if plan.to <= plan.from {
         return Err(ExportError::Input(format!("--to ({}) must be after --from ({})", plan.to, plan.from)));
     }
-    let client = HttpClient::new(Duration::from_secs(30), false);
+    let prometheus = Prometheus::new(&plan.prometheus);
     let mut csv = String::from("time,name,labels,value\n");
     let mut rows = 0;
     for (name, query) in &plan.queries {
-        let uri = format!(
-            "{}/api/v1/query_range?query={}&start={:.3}&end={:.3}&step={}",
-            plan.prometheus.trim_end_matches('/'),
-            crate::bottleneck::encode(query),
-            plan.from,
-            plan.to,
-            plan.step.as_secs_f64().max(0.001)
-        );
-        let request = Request::get(uri).body(Full::new(Bytes::new())).expect("a valid request");
-        let (outcome, body) = client.send(request).await;
         let failed = |detail: String| ExportError::Query { name: name.clone(), detail };
-        if outcome != Outcome::Ok {
-            return Err(failed(format!("{}: {}", outcome.label(), String::from_utf8_lossy(&body))));
-        }
-        let answer: serde_json::Value = serde_json::from_slice(&body).map_err(|error| failed(error.to_string()))?;
-        for series in answer["data"]["result"].as_array().into_iter().flatten() {
-            let labels = labels(&series["metric"]);
-            for sample in series["values"].as_array().into_iter().flatten() {
-                let (Some(time), Some(value)) = (sample[0].as_f64(), sample[1].as_str()) else { continue };
+        let series = prometheus.query_range(query, plan.from, plan.to, plan.step).await.map_err(failed)?;
+        for one in series {
+            let labels = labels(&one.labels);
+            for (time, value) in one.samples {
                 csv.push_str(&format!("{time:.3},{},{},{value}\n", quote(name), quote(&labels)));
                 rows += 1;
             }
@@ -115,11 +96,9 @@ pub async fn export(plan: &ExportPlan, out: &Path) -> Result<usize, ExportError>
     Ok(rows)
 }
 
-/// `{a="1",b="2"}`, keys sorted (Prometheus returns them as a JSON object).
-fn labels(metric: &serde_json::Value) -> String {
-    let Some(map) = metric.as_object() else { return "{}".into() };
-    let mut pairs: Vec<String> = map.iter().map(|(key, value)| format!("{key}={value}")).collect();
-    pairs.sort();
+/// `{a="1",b="2"}`, keys sorted.
+fn labels(metric: &std::collections::BTreeMap<String, String>) -> String {
+    let pairs: Vec<String> = metric.iter().map(|(key, value)| format!("{key}={value:?}")).collect();
     format!("{{{}}}", pairs.join(","))
 }
 
@@ -131,7 +110,11 @@ fn quote(field: &str) -> String {
 /// A time given as RFC 3339 or unix seconds.
 pub fn parse_time(text: &str) -> Result<f64, String> {
     if let Ok(seconds) = text.parse::<f64>() {
-        return Ok(seconds);
+        return if seconds.is_finite() && seconds >= 0.0 {
+            Ok(seconds)
+        } else {
+            Err(format!("`{text}`: unix seconds must be a finite number ≥ 0"))
+        };
     }
     chrono::DateTime::parse_from_rfc3339(text)
         .map(|time| time.timestamp_millis() as f64 / 1000.0)
@@ -146,8 +129,9 @@ mod tests {
     fn fields_with_commas_are_quoted_and_labels_sorted() {
         assert_eq!(quote("plain"), "plain");
         assert_eq!(quote("{a=\"1\",b=\"2\"}"), "\"{a=\"\"1\"\",b=\"\"2\"\"}\"");
-        let metric: serde_json::Value = serde_json::json!({"job": "x", "instance": "y"});
+        let metric = [("job", "x"), ("instance", "y")].map(|(k, v)| (k.to_string(), v.to_string())).into();
         assert_eq!(labels(&metric), "{instance=\"y\",job=\"x\"}");
+        assert!(parse_time("NaN").is_err());
         assert_eq!(parse_time("1700000000.5").unwrap(), 1_700_000_000.5);
         assert_eq!(parse_time("2026-11-23T00:00:00Z").unwrap(), 1_795_392_000.0);
         assert!(parse_time("yesterday").is_err());

@@ -8,19 +8,17 @@
 
 use std::time::Duration;
 
-use http_body_util::Full;
-use hyper::body::Bytes;
-use hyper::{Method, Request};
 use loadlab_telemetry::MetricsRecorder;
 use tokio_util::sync::CancellationToken;
 
-use crate::scenario::HttpClient;
 use crate::schedule::Segment;
-use crate::stats::Outcome;
+
+/// How long one push may take (the final one must fit in the grace period).
+const PUSH_TIMEOUT: Duration = Duration::from_secs(2);
 
 #[derive(Clone)]
 pub struct Pusher {
-    client: HttpClient,
+    client: reqwest::Client,
     url: String,
     recorder: MetricsRecorder,
 }
@@ -33,21 +31,26 @@ impl Pusher {
             segment.index,
             segment.count
         );
-        Self { client: HttpClient::new(Duration::from_secs(5), false), url, recorder }
+        let client = reqwest::Client::builder().timeout(PUSH_TIMEOUT).build().expect("a client with a timeout only");
+        Self { client, url, recorder }
     }
 
     /// Pushes the current metrics; the error says what went wrong.
     pub async fn push(&self) -> Result<(), String> {
-        let request = Request::builder()
-            .method(Method::PUT)
-            .uri(&self.url)
+        let response = self
+            .client
+            .put(&self.url)
             .header("content-type", "text/plain; version=0.0.4")
-            .body(Full::new(Bytes::from(self.recorder.render())))
+            .body(self.recorder.render())
+            .send()
+            .await
             .map_err(|error| error.to_string())?;
-        match self.client.send(request).await {
-            (Outcome::Ok, _) => Ok(()),
-            (outcome, body) => Err(format!("{} {}", outcome.label(), String::from_utf8_lossy(&body).trim())),
+        let status = response.status();
+        if status.is_success() {
+            return Ok(());
         }
+        let body = response.text().await.unwrap_or_default();
+        Err(format!("{status} {}", body.trim()))
     }
 
     /// Pushes every `interval` until `stop`; warns once per streak of failures.

@@ -1,66 +1,98 @@
-//! One loadgen invocation end to end: set up the scenario (log devices in), serve
-//! `/metrics`, run the profile, judge thresholds, write the outputs, and choose the
-//! exit code: 0 when everything held, [`EXIT_THRESHOLD`] when a threshold broke,
-//! [`EXIT_ABORTED`] when the run could not start or was interrupted.
+//! One `run` or `breakpoint` end to end, in order: check everything that can be
+//! checked before load starts (the output directory, the signals file, Prometheus),
+//! serve `/metrics`, set the scenario up (resolve the target, log devices in), run
+//! the profile, name the bottleneck, push, judge thresholds, write the outputs, and
+//! choose the exit code ([`crate::exit`]).
 
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use hyper::body::Bytes;
+use hyper::header::{CONTENT_TYPE, HeaderValue};
 use tokio_util::sync::CancellationToken;
 
+use crate::attack::Attacker;
 use crate::cli::{CommonArgs, ScenarioKind};
-use crate::engine::{Engine, SecondRow};
+use crate::collector::SecondRow;
+use crate::exit;
+use crate::http::{Connector, HttpClient, Target, Template, Trust};
 use crate::output::report::{Report, ThresholdReport, step_reports};
 use crate::output::terminal;
+use crate::plan::Plan;
 use crate::profile::{self, Profile};
-use crate::scenario::{DevicesScenario, GrpcScenario, HttpClient, HttpScenario, Scenario};
+use crate::prometheus::Prometheus;
+use crate::scenario::{DevicesScenario, GrpcScenario, HttpScenario, Scenario};
 use crate::stats::Stats;
-
-pub const EXIT_HELD: u8 = 0;
-pub const EXIT_THRESHOLD: u8 = 99;
-pub const EXIT_ABORTED: u8 = 97;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
-    #[error("--target `{0}` is not a URL")]
+    #[error("--target: {0}")]
     Target(String),
-    #[error("--method `{0}` is not an HTTP method")]
-    Method(String),
     #[error(transparent)]
     Devices(#[from] crate::scenario::DevicesError),
     #[error(transparent)]
     Bottlenecks(#[from] crate::bottleneck::BottleneckError),
-    #[error("--command-every/--measurement-every (routines) need --scenario devices")]
-    RoutinesNeedDevices,
+    #[error("--prometheus: {0} (the bottleneck analysis needs it; leave --prometheus out to run without)")]
+    Prometheus(String),
     #[error("grpc target: {0}")]
     Grpc(#[from] crate::scenario::GrpcSetupError),
     #[error("--listen {address}: {source}")]
     Listen { address: std::net::SocketAddr, source: std::io::Error },
     #[error(transparent)]
     Recorder(#[from] loadlab_telemetry::RecorderError),
+    #[error("--out {path}: {detail}")]
+    Out { path: String, detail: String },
     #[error("writing results to {path}: {source}")]
     Write { path: String, source: std::io::Error },
 }
 
-/// Runs `profile` with `common`'s options; `live` prints a line per second.
-pub async fn execute(
-    common: &CommonArgs,
-    profile: Profile,
-    stop: CancellationToken,
-    live: bool,
-) -> Result<(Report, u8), RunError> {
+impl RunError {
+    /// [`exit::USAGE`] for what was wrong before load started, else
+    /// [`exit::INTERRUPTED`].
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            RunError::Devices(_) | RunError::Write { .. } => exit::INTERRUPTED,
+            _ => exit::USAGE,
+        }
+    }
+}
+
+/// Creates `dir` and proves it can be written, so a run's results cannot be lost
+/// to a bad path after the run.
+pub fn prepare_out(dir: &Path) -> Result<(), RunError> {
+    let failed = |detail: String| RunError::Out { path: dir.display().to_string(), detail };
+    if dir.exists() && !dir.is_dir() {
+        return Err(failed("exists and is not a directory".into()));
+    }
+    std::fs::create_dir_all(dir).map_err(|error| failed(error.to_string()))?;
+    let probe = dir.join(".loadgen-write-check");
+    std::fs::write(&probe, b"").map_err(|error| failed(format!("cannot write there: {error}")))?;
+    let _ = std::fs::remove_file(probe);
+    Ok(())
+}
+
+/// Runs `plan`; `live` prints a line per second. Returns the report and exit code.
+pub async fn execute(plan: &Plan, stop: CancellationToken, live: bool) -> Result<(Report, u8), RunError> {
+    let Plan { common, profile } = plan;
+    if let Some(dir) = &common.out {
+        prepare_out(dir)?;
+    }
+    let analysis_source = match profile {
+        Profile::Breakpoint(plan) => plan.analysis.clone(),
+        _ => None,
+    };
+    let signals = analysis_source.as_ref().map(|source| crate::bottleneck::load(&source.signals)).transpose()?;
+    let prometheus = analysis_source.as_ref().map(|source| Prometheus::new(&source.prometheus));
+    if let Some(prometheus) = &prometheus {
+        prometheus.ready().await.map_err(RunError::Prometheus)?;
+    }
+
     let recorder = loadlab_telemetry::MetricsRecorder::install("loadgen", &crate::metrics::histograms())?;
     crate::metrics::describe();
-    let run_id = common.run_id.clone().unwrap_or_else(|| chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string());
-    let pusher = common
-        .pushgateway
-        .as_deref()
-        .map(|base| crate::push::Pusher::new(base, &run_id, common.segment, recorder.clone()));
-    let pushing = CancellationToken::new();
-    let periodic = pusher.as_ref().map(|pusher| pusher.spawn_periodic(common.push_interval, pushing.clone()));
     if let Some(address) = common.listen {
         let listener =
             tokio::net::TcpListener::bind(address).await.map_err(|source| RunError::Listen { address, source })?;
+        let recorder = recorder.clone();
         let app = axum::Router::new().route(
             "/metrics",
             axum::routing::get(move || {
@@ -70,77 +102,49 @@ pub async fn execute(
         );
         tokio::spawn(async move { axum::serve(listener, app).await });
     }
+    let run_id = common.run_id.clone().unwrap_or_else(|| chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string());
+    let pusher = common
+        .pushgateway
+        .as_deref()
+        .map(|base| crate::push::Pusher::new(base, &run_id, common.segment, recorder.clone()));
+    let pushing = CancellationToken::new();
+    let periodic = pusher.as_ref().map(|pusher| pusher.spawn_periodic(common.push_interval, pushing.clone()));
 
-    if matches!(profile, Profile::Routines { .. }) && common.scenario != ScenarioKind::Devices {
-        return Err(RunError::RoutinesNeedDevices);
-    }
-    // Read the signals now, so a bad file fails before the run, not after it.
-    let analysis_source = match &profile {
-        Profile::Breakpoint(plan) => plan.analysis.clone(),
-        _ => None,
+    let scenario = Arc::new(scenario(common, &stop).await?);
+    let devices = match &*scenario {
+        Scenario::Devices(devices) => devices.count() as u32,
+        _ => 0,
     };
-    let signals = analysis_source.as_ref().map(|source| crate::bottleneck::load(&source.signals)).transpose()?;
-    let client = HttpClient::new(common.timeout, common.h2c);
-    let scenario = match common.scenario {
-        ScenarioKind::Http => Scenario::Http(HttpScenario {
-            client,
-            method: common.method.parse().map_err(|_| RunError::Method(common.method.clone()))?,
-            uri: common.target.parse().map_err(|_| RunError::Target(common.target.clone()))?,
-            headers: common.headers.clone(),
-            body: Bytes::from(common.body.clone()),
-        }),
-        ScenarioKind::Grpc => {
-            let trust = grpc_stress::client::TrustOptions {
-                ca: common.grpc_ca.clone(),
-                system_roots: false,
-                no_server_validation: common.grpc_no_server_validation,
-            };
-            let target = grpc_stress::client::Target::new(&common.target, &trust)
-                .map_err(crate::scenario::GrpcSetupError::from)?;
-            Scenario::Grpc(GrpcScenario::new(
-                target,
-                common.grpc_kind.call(common.grpc_messages),
-                common.grpc_connections,
-                common.grpc_calls_per_connection,
-            )?)
-        }
-        ScenarioKind::Devices => {
-            eprintln!("loadgen: logging {} devices in at {}", common.devices, common.target);
-            Scenario::Devices(DevicesScenario::prepare(client, &common.target, common.devices).await?)
-        }
-    };
-    let engine = Engine {
-        scenario: Arc::new(scenario),
-        max_in_flight: common.max_in_flight,
-        seed: common.seed,
-        segment: common.segment,
-    };
+    let mut attacker = Attacker::new(scenario.clone(), common.max_in_flight, common.seed, common.segment, common.grace);
     let seconds: Mutex<Vec<SecondRow>> = Mutex::default();
-    let on_second = |row: &SecondRow| {
+    let mut on_second = |row: &SecondRow, _: &Stats| {
         if live {
             terminal::live_line(row);
         }
         seconds.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push(row.clone());
     };
     let started_at = chrono::Utc::now().to_rfc3339();
-    let outcome = profile::run(&engine, &profile, &stop, &on_second).await;
-    let bottlenecks = match (&analysis_source, &signals, &outcome.breaking_point) {
-        (Some(source), Some(signals), Some(point)) => {
+    let outcome = profile::run(&mut attacker, profile, devices, &stop, &mut on_second).await;
+
+    let bottlenecks = match (&prometheus, &signals, &outcome.breaking_point) {
+        (Some(prometheus), Some(signals), Some(point)) if !outcome.interrupted => {
             let window_of = |rate: Option<f64>| {
                 let step = outcome.steps.iter().find(|step| Some(step.offered_rate) == rate)?;
                 Some(crate::bottleneck::Window { end: step.ended_at, length: step.duration })
             };
             // Let Prometheus scrape the last seconds before asking.
-            tokio::time::sleep(std::time::Duration::from_secs(2)).await;
-            let analysis = crate::bottleneck::analyse(
-                &source.prometheus,
-                signals,
-                window_of(point.rate),
-                window_of(point.broken_rate),
-            )
-            .await;
-            eprintln!("loadgen: bottleneck: {}", analysis.verdict);
-            Some(analysis)
+            tokio::select! {
+                _ = tokio::time::sleep(std::time::Duration::from_secs(2)) => {}
+                _ = stop.cancelled() => {}
+            }
+            let analysis = tokio::select! {
+                analysis = crate::bottleneck::analyse(prometheus, signals, window_of(point.rate), window_of(point.broken_rate)) => Some(analysis),
+                _ = stop.cancelled() => None,
+            };
+            if let Some(analysis) = &analysis {
+                eprintln!("loadgen: bottleneck: {}", analysis.verdict);
+            }
+            analysis
         }
         _ => None,
     };
@@ -164,7 +168,8 @@ pub async fn execute(
     let mut judged = Stats::default();
     for step in &outcome.steps {
         if step.held != Some(false) {
-            judged.merge(&step.outcome.stats);
+            // Every step's statistics come from this process: same bounds.
+            let _ = judged.merge(&step.outcome.stats);
         }
     }
     let thresholds: Vec<ThresholdReport> = common
@@ -173,22 +178,26 @@ pub async fn execute(
         .map(|threshold| ThresholdReport { threshold: threshold.text().to_string(), broken: threshold.check(&judged) })
         .collect();
     let any_broken = thresholds.iter().any(|threshold| threshold.broken.is_some());
+    let first_step_broke = outcome.breaking_point.as_ref().is_some_and(|point| point.rate.is_none());
     let (verdict, code) = if outcome.interrupted {
-        ("interrupted: stopped before the end; figures cover what ran".to_string(), EXIT_ABORTED)
+        ("interrupted: stopped before the end; figures cover what ran".to_string(), exit::INTERRUPTED)
+    } else if first_step_broke {
+        let start = outcome.steps.first().map_or(0.0, |step| step.offered_rate);
+        (format!("no rate held: even the first step ({start:.0}/s) broke the SLO; start lower"), exit::THRESHOLD)
     } else if any_broken {
-        ("a threshold broke".to_string(), EXIT_THRESHOLD)
+        ("a threshold broke".to_string(), exit::THRESHOLD)
     } else {
-        ("held".to_string(), EXIT_HELD)
+        ("held".to_string(), exit::HELD)
     };
     let report = Report {
         loadgen_version: env!("CARGO_PKG_VERSION").to_string(),
         started_at,
-        scenario: engine.scenario.name().to_string(),
+        scenario: scenario.name().to_string(),
         target: common.target.clone(),
         segment: common.segment.to_string(),
         seed: common.seed,
         max_in_flight: common.max_in_flight,
-        profile,
+        profile: profile.clone(),
         steps: step_reports(&outcome),
         breaking_point: outcome.breaking_point,
         thresholds,
@@ -204,4 +213,54 @@ pub async fn execute(
             .map_err(|source| RunError::Write { path: dir.display().to_string(), source })?;
     }
     Ok((report, code))
+}
+
+/// The scenario `common` asks for, set up: for `devices`, every device logged in.
+async fn scenario(common: &CommonArgs, stop: &CancellationToken) -> Result<Scenario, RunError> {
+    let trust = match (&common.ca, common.insecure) {
+        (_, true) => Trust::Insecure,
+        (Some(ca), false) => Trust::Ca(ca.clone()),
+        (None, false) => Trust::System,
+    };
+    let http_client = async || -> Result<(Target, HttpClient), RunError> {
+        let target = Target::parse(&common.target).map_err(RunError::Target)?;
+        let connector = Connector::new(&target, &trust, common.http2).await.map_err(RunError::Target)?;
+        Ok((target, HttpClient::new(connector, common.timeout, common.connections as usize)))
+    };
+    match common.scenario {
+        ScenarioKind::Grpc => {
+            let trust = grpc_stress::client::TrustOptions {
+                ca: common.ca.clone(),
+                system_roots: common.ca.is_none() && !common.insecure,
+                no_server_validation: common.insecure,
+            };
+            let target = grpc_stress::client::Target::new(&common.target, &trust)
+                .map_err(crate::scenario::GrpcSetupError::from)?;
+            let scenario = GrpcScenario::new(
+                target,
+                common.grpc_kind.call(common.grpc_messages),
+                common.connections as usize,
+                common.grpc_calls_per_connection,
+            )?;
+            Ok(Scenario::Grpc(scenario))
+        }
+        ScenarioKind::Http => {
+            let (target, client) = http_client().await?;
+            let mut template = Template::new(common.method.clone(), target.own_origin(), &target.host_header);
+            for (name, value) in &common.headers {
+                template = template.with_header(name.clone(), value.clone());
+            }
+            if !common.body.is_empty() && !template.headers.contains_key(CONTENT_TYPE) {
+                let json = serde_json::from_str::<serde::de::IgnoredAny>(&common.body).is_ok();
+                let kind = if json { "application/json" } else { "text/plain; charset=utf-8" };
+                template = template.with_header(CONTENT_TYPE, HeaderValue::from_static(kind));
+            }
+            Ok(Scenario::Http(HttpScenario { client, template, body: Bytes::from(common.body.clone()) }))
+        }
+        ScenarioKind::Devices => {
+            let (target, client) = http_client().await?;
+            eprintln!("loadgen: logging {} devices in at {}", common.devices, common.target);
+            Ok(Scenario::Devices(DevicesScenario::prepare(client, &target, common.devices as usize, stop).await?))
+        }
+    }
 }

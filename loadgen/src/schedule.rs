@@ -30,8 +30,11 @@ mod humantime_serde_shim {
         serializer.serialize_f64(duration.as_secs_f64())
     }
 
+    /// A hostile file (negative, NaN, too large) is an error, never a panic.
     pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
-        Ok(Duration::from_secs_f64(f64::deserialize(deserializer)?))
+        let seconds = f64::deserialize(deserializer)?;
+        Duration::try_from_secs_f64(seconds)
+            .map_err(|_| serde::de::Error::custom(format!("{seconds} is not a duration in seconds")))
     }
 }
 
@@ -103,34 +106,89 @@ impl Schedule {
         0.0
     }
 
-    /// Every arrival of `segment`: (k, due time since start), in order.
-    pub fn arrivals(&self, segment: Segment) -> impl Iterator<Item = (u64, Duration)> + '_ {
-        self.all_arrivals().filter(move |(k, _)| segment.contains(*k))
+    /// Mean rate over the whole schedule.
+    pub fn mean_rate(&self) -> f64 {
+        let seconds = self.duration().as_secs_f64();
+        if seconds <= 0.0 { 0.0 } else { self.expected_count() / seconds }
     }
 
-    fn all_arrivals(&self) -> impl Iterator<Item = (u64, Duration)> + '_ {
-        // Walk the pieces, carrying the fractional count over each boundary.
-        let mut piece_index = 0usize;
-        let mut piece_start = 0.0f64; // seconds
-        let mut count_before = 0.0f64; // expected arrivals before this piece
-        let mut k = 0u64;
-        std::iter::from_fn(move || {
-            loop {
-                let piece = self.pieces.get(piece_index)?;
-                let length = piece.duration.as_secs_f64();
-                let in_piece = (piece.from + piece.to) / 2.0 * length;
-                let wanted = k as f64 - count_before;
-                if wanted < in_piece {
-                    let offset = solve_offset(piece.from, piece.to, length, wanted);
-                    let due = Duration::from_secs_f64(piece_start + offset);
-                    k += 1;
-                    return Some((k - 1, due));
-                }
-                count_before += in_piece;
-                piece_start += length;
-                piece_index += 1;
-            }
-        })
+    /// ∫ rate over the schedule: how many requests it holds, before rounding up.
+    fn expected_count(&self) -> f64 {
+        self.pieces.iter().map(|piece| (piece.from + piece.to) / 2.0 * piece.duration.as_secs_f64()).sum()
+    }
+
+    /// Requests of the whole schedule: arrival k exists for every integer k < ∫rate.
+    pub fn total(&self) -> u64 {
+        let count = self.expected_count();
+        if count.is_finite() && count > 0.0 { count.ceil() as u64 } else { 0 }
+    }
+
+    /// Every arrival of `segment`, in order: (k, due time since start).
+    pub fn arrivals(&self, segment: Segment) -> Arrivals {
+        let mut bounds = Vec::with_capacity(self.pieces.len());
+        let (mut start, mut before) = (0.0f64, 0.0f64);
+        for piece in &self.pieces {
+            let length = piece.duration.as_secs_f64();
+            bounds.push(Bound { start, before, piece: *piece });
+            start += length;
+            before += (piece.from + piece.to) / 2.0 * length;
+        }
+        Arrivals {
+            bounds,
+            piece: 0,
+            next: u64::from(segment.index),
+            step: u64::from(segment.count),
+            total: self.total(),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Bound {
+    /// Seconds from the schedule's start to this piece's start.
+    start: f64,
+    /// Expected arrivals before this piece.
+    before: f64,
+    piece: RatePiece,
+}
+
+/// The arrivals of one segment, computed one at a time: arrival k is due where the
+/// expected count reaches k. Each segment computes only its own arrivals, with the
+/// same formula as the whole schedule, so segments partition it exactly.
+#[derive(Clone, Debug)]
+pub struct Arrivals {
+    bounds: Vec<Bound>,
+    piece: usize,
+    next: u64,
+    step: u64,
+    total: u64,
+}
+
+impl Arrivals {
+    /// Arrivals of this segment not yet taken.
+    pub fn remaining(&self) -> u64 {
+        if self.next >= self.total { 0 } else { (self.total - self.next).div_ceil(self.step) }
+    }
+}
+
+impl Iterator for Arrivals {
+    type Item = (u64, Duration);
+
+    fn next(&mut self) -> Option<(u64, Duration)> {
+        if self.next >= self.total {
+            return None;
+        }
+        let k = self.next;
+        let wanted = k as f64;
+        // Pieces are in order and k only grows, so the search resumes where it was.
+        while self.piece + 1 < self.bounds.len() && self.bounds[self.piece + 1].before <= wanted {
+            self.piece += 1;
+        }
+        let bound = self.bounds.get(self.piece)?;
+        let length = bound.piece.duration.as_secs_f64();
+        let offset = solve_offset(bound.piece.from, bound.piece.to, length, wanted - bound.before);
+        self.next += self.step;
+        Some((k, Duration::from_secs_f64((bound.start + offset).max(0.0))))
     }
 }
 
@@ -138,7 +196,7 @@ impl Schedule {
 fn solve_offset(r0: f64, r1: f64, length: f64, count: f64) -> f64 {
     let slope = (r1 - r0) / length;
     if slope.abs() < 1e-12 {
-        return if r0 > 0.0 { count / r0 } else { length };
+        return if r0 > 0.0 { (count / r0).min(length) } else { length };
     }
     // slope/2·τ² + r0·τ − count = 0
     let discriminant = (r0 * r0 + 2.0 * slope * count).max(0.0);
@@ -188,6 +246,21 @@ mod tests {
             (0..3).flat_map(|index| schedule.arrivals(Segment { index, count: 3 }).collect::<Vec<_>>()).collect();
         merged.sort_by_key(|(k, _)| *k);
         assert_eq!(merged, whole, "three thirds replay the whole: same requests, same due times");
+    }
+
+    #[test]
+    fn remaining_counts_what_is_left_without_walking_it() {
+        let schedule = Schedule::constant(1_000_000.0, Duration::from_secs(3600));
+        let mut arrivals = schedule.arrivals(Segment { index: 1, count: 3 });
+        assert_eq!(arrivals.remaining(), 1_200_000_000);
+        arrivals.next();
+        arrivals.next();
+        assert_eq!(arrivals.remaining(), 1_199_999_998);
+        let small = Schedule::constant(10.0, Duration::from_secs(1));
+        let mut whole = small.arrivals(Segment::WHOLE);
+        assert_eq!(whole.remaining(), 10);
+        assert_eq!(whole.by_ref().count(), 10);
+        assert_eq!(whole.remaining(), 0);
     }
 
     #[test]

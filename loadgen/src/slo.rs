@@ -70,10 +70,7 @@ impl std::str::FromStr for Threshold {
             .ok_or_else(|| format!("`{text}`: expected e.g. p99<250ms or errors<1%"))?;
         let percent = |limit: &str| -> Result<f64, String> {
             let number = limit.strip_suffix('%').ok_or_else(|| format!("`{text}`: give the limit in %, e.g. 1%"))?;
-            number
-                .parse::<f64>()
-                .map(|value| value / 100.0)
-                .map_err(|_| format!("`{text}`: `{number}` is not a number"))
+            crate::cli::values::percent(number).map(|value| value / 100.0).map_err(|error| format!("`{text}`: {error}"))
         };
         match name {
             "errors" => Ok(Self::Errors { max_ratio: percent(limit)?, text: text.to_string() }),
@@ -82,9 +79,9 @@ impl std::str::FromStr for Threshold {
                 let quantile: f64 = name
                     .strip_prefix('p')
                     .and_then(|digits| digits.parse().ok())
-                    .filter(|q: &f64| (0.0..=100.0).contains(q))
+                    .filter(|q: &f64| *q > 0.0 && *q <= 100.0)
                     .ok_or_else(|| format!("`{text}`: `{name}` is not p50, p99, p99.9, errors or dropped"))?;
-                let limit = humantime::parse_duration(limit).map_err(|error| format!("`{text}`: {error}"))?;
+                let limit = crate::cli::values::timeout(limit).map_err(|error| format!("`{text}`: {error}"))?;
                 Ok(Self::Latency { quantile: quantile / 100.0, limit, text: text.to_string() })
             }
         }
@@ -135,6 +132,9 @@ mod tests {
         assert!("p999x<1ms".parse::<Threshold>().is_err());
         assert!("errors<1".parse::<Threshold>().is_err());
         assert!("latency>3".parse::<Threshold>().is_err());
+        assert!("errors<NaN%".parse::<Threshold>().is_err());
+        assert!("p0<1ms".parse::<Threshold>().is_err());
+        assert!("pNaN<1ms".parse::<Threshold>().is_err());
     }
 
     #[test]

@@ -8,43 +8,22 @@
 //! (how late the generator itself sent) has its own histogram: when it grows, the
 //! generator is the bottleneck, not the server.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use base64::Engine as _;
 use hdrhistogram::Histogram;
 use hdrhistogram::serialization::{Deserializer, Serializer, V2Serializer};
-use serde::{Deserialize, Serialize};
 
 /// Highest latency recorded, microseconds (an hour).
 const MAX_MICROS: u64 = 3_600_000_000;
 
-/// How a request ended.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub enum Outcome {
-    /// A 2xx/3xx answer.
-    Ok,
-    /// An HTTP status outside 2xx/3xx.
-    Status(u16),
-    /// No answer: connect failure, reset, timeout; the label says which.
-    Error(String),
-}
+pub use crate::outcome::{ErrorKind, Outcome};
 
-impl Outcome {
-    pub fn is_ok(&self) -> bool {
-        matches!(self, Outcome::Ok)
-    }
-
-    pub fn label(&self) -> String {
-        match self {
-            Outcome::Ok => "ok".into(),
-            Outcome::Status(code) => format!("http_{code}"),
-            Outcome::Error(kind) => kind.clone(),
-        }
-    }
-}
-
-fn new_histogram() -> Histogram<u64> {
+/// An empty histogram with the bounds every loadgen histogram has (1 µs to an hour,
+/// three significant digits), so any two merge.
+pub fn new_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, MAX_MICROS, 3).expect("valid histogram bounds")
 }
 
@@ -65,10 +44,13 @@ impl Default for Latencies {
     }
 }
 
+/// A request's name: borrowed from the scenario in process, owned when read from a file.
+pub type RequestName = Cow<'static, str>;
+
 /// Everything recorded over some interval.
 #[derive(Clone, Debug, Default)]
 pub struct Stats {
-    pub by_request: BTreeMap<(String, Outcome), Latencies>,
+    pub by_request: BTreeMap<(RequestName, Outcome), Latencies>,
     pub schedule_lag: Option<Histogram<u64>>,
     /// Requests due but not sent because the concurrency cap was reached.
     pub dropped: u64,
@@ -77,8 +59,8 @@ pub struct Stats {
 }
 
 impl Stats {
-    pub fn record(&mut self, request: &str, outcome: Outcome, corrected: Duration, uncorrected: Duration) {
-        let latencies = self.by_request.entry((request.to_string(), outcome)).or_default();
+    pub fn record(&mut self, request: &'static str, outcome: Outcome, corrected: Duration, uncorrected: Duration) {
+        let latencies = self.by_request.entry((Cow::Borrowed(request), outcome)).or_default();
         let _ = latencies.corrected.record(micros(corrected));
         let _ = latencies.uncorrected.record(micros(uncorrected));
     }
@@ -87,17 +69,40 @@ impl Stats {
         let _ = self.schedule_lag.get_or_insert_with(new_histogram).record(micros(lag));
     }
 
-    pub fn merge(&mut self, other: &Stats) {
+    /// Adds `other` in. Histograms share bounds ([`new_histogram`]); one that does not
+    /// (read from a damaged file) is an error, and nothing of it is added.
+    pub fn merge(&mut self, other: &Stats) -> Result<(), String> {
+        let fits = |histogram: &Histogram<u64>| histogram.is_empty() || histogram.max() <= MAX_MICROS;
+        let all_fit = other.by_request.values().all(|l| fits(&l.corrected) && fits(&l.uncorrected))
+            && other.schedule_lag.as_ref().is_none_or(fits);
+        if !all_fit {
+            return Err(format!("a histogram holds values beyond {MAX_MICROS} µs"));
+        }
+        let add = |into: &mut Histogram<u64>, from: &Histogram<u64>| into.add(from).map_err(|e| format!("{e:?}"));
         for (key, latencies) in &other.by_request {
             let mine = self.by_request.entry(key.clone()).or_default();
-            mine.corrected.add(&latencies.corrected).expect("same bounds");
-            mine.uncorrected.add(&latencies.uncorrected).expect("same bounds");
+            add(&mut mine.corrected, &latencies.corrected)?;
+            add(&mut mine.uncorrected, &latencies.uncorrected)?;
         }
         if let Some(lag) = &other.schedule_lag {
-            self.schedule_lag.get_or_insert_with(new_histogram).add(lag).expect("same bounds");
+            add(self.schedule_lag.get_or_insert_with(new_histogram), lag)?;
         }
         self.dropped += other.dropped;
         self.offered += other.offered;
+        Ok(())
+    }
+
+    /// Empties every count, keeping the histograms' memory for the next interval.
+    pub fn clear(&mut self) {
+        for latencies in self.by_request.values_mut() {
+            latencies.corrected.reset();
+            latencies.uncorrected.reset();
+        }
+        if let Some(lag) = &mut self.schedule_lag {
+            lag.reset();
+        }
+        self.dropped = 0;
+        self.offered = 0;
     }
 
     /// Requests that completed (any outcome).
@@ -109,12 +114,18 @@ impl Stats {
         self.by_request.iter().filter(|((_, outcome), _)| !outcome.is_ok()).map(|(_, l)| l.corrected.len()).sum()
     }
 
+    /// Successful requests.
+    pub fn ok(&self) -> u64 {
+        self.completed() - self.errors()
+    }
+
     /// Corrected latency over every request that succeeded.
     pub fn ok_latency(&self, corrected: bool) -> Histogram<u64> {
         let mut all = new_histogram();
         for ((_, outcome), latencies) in &self.by_request {
             if outcome.is_ok() {
-                all.add(if corrected { &latencies.corrected } else { &latencies.uncorrected }).expect("same bounds");
+                // Every histogram here was made by `new_histogram` or checked by `merge`.
+                let _ = all.add(if corrected { &latencies.corrected } else { &latencies.uncorrected });
             }
         }
         all
@@ -149,7 +160,15 @@ pub fn encode(histogram: &Histogram<u64>) -> String {
 
 pub fn decode(text: &str) -> Result<Histogram<u64>, String> {
     let bytes = base64::engine::general_purpose::STANDARD.decode(text).map_err(|error| error.to_string())?;
-    Deserializer::new().deserialize(&mut bytes.as_slice()).map_err(|error| format!("{error:?}"))
+    let decoded: Histogram<u64> =
+        Deserializer::new().deserialize(&mut bytes.as_slice()).map_err(|error| format!("{error:?}"))?;
+    // Re-bound it as ours, so it merges with everything else; a foreign one fails here.
+    if !decoded.is_empty() && decoded.max() > MAX_MICROS {
+        return Err(format!("histogram holds {} µs, beyond {MAX_MICROS} µs", decoded.max()));
+    }
+    let mut ours = new_histogram();
+    ours.add(&decoded).map_err(|error| format!("{error:?}"))?;
+    Ok(ours)
 }
 
 #[cfg(test)]
@@ -167,7 +186,7 @@ mod tests {
             slow.record("get", Outcome::Ok, Duration::from_millis(100), Duration::from_millis(2));
         }
         let mut merged = fast.clone();
-        merged.merge(&slow);
+        merged.merge(&slow).unwrap();
         // The p95 of the union is slow, though neither part's p95 averaged says so.
         let p95 = merged.quantile(0.95).unwrap();
         assert!(p95 >= Duration::from_millis(99), "{p95:?}");
@@ -177,7 +196,7 @@ mod tests {
     #[test]
     fn errors_and_drops_are_ratios_of_their_own_totals() {
         let mut stats = Stats { offered: 10, dropped: 2, ..Stats::default() };
-        for outcome in [Outcome::Ok, Outcome::Ok, Outcome::Status(503), Outcome::Error("connect".into())] {
+        for outcome in [Outcome::Ok, Outcome::Ok, Outcome::Status(503), Outcome::Error(ErrorKind::ConnectRefused)] {
             stats.record("post", outcome, Duration::from_millis(5), Duration::from_millis(5));
         }
         assert_eq!(stats.completed(), 4);

@@ -129,7 +129,7 @@ async fn thresholds_decide_the_exit_code() {
     let (held, code) = run_loadgen(&[&base[..], &["--threshold", "p99<2s", "--threshold", "errors<1%"]].concat()).await;
     assert_eq!(code, 0, "{:?}", held.thresholds);
     let (broken, code) = run_loadgen(&[&base[..], &["--threshold", "p50<1ms"]].concat()).await;
-    assert_eq!(code, loadgen::run::EXIT_THRESHOLD);
+    assert_eq!(code, loadgen::exit::THRESHOLD);
     assert!(broken.thresholds[0].broken.as_deref().unwrap().contains("was"), "{:?}", broken.thresholds);
 }
 
@@ -245,4 +245,5 @@ async fn h2c_speaks_http2_without_tls() {
     assert_eq!(code, 0);
     assert_eq!((report.steps[0].completed, report.steps[0].errors), (50, 0), "{:?}", report.steps[0].requests);
     assert_eq!(server.served.load(std::sync::atomic::Ordering::Relaxed), 50);
+    assert_eq!(server.served_http2.load(std::sync::atomic::Ordering::Relaxed), 50, "the server saw HTTP/2");
 }

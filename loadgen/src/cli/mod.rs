@@ -1,19 +1,31 @@
-//! loadgen's command line: `run` (constant rate or stages) and `breakpoint`, sharing
-//! the target, scenario and output options, mapped into one [`crate::run::Plan`].
+//! loadgen's command line. Every option is documented here (`--help` shows it), can
+//! also come from a `LOADGEN_…` environment variable, and is checked by its parser
+//! (`values`), so a bad value exits 2 with one line naming the option, the value
+//! and what is allowed. Checks across options live in [`crate::plan`].
+
+pub mod values;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use hyper::Method;
+use hyper::header::{HeaderName, HeaderValue};
 
-use grpc_stress::units::parse_duration_range as parse_range;
-
-use crate::schedule::{RatePiece, Segment};
+use crate::schedule::Segment;
 use crate::slo::Threshold;
+use values::MAX_LANES;
 
 /// loadlab's load generator: open-model arrivals on a deterministic schedule,
 /// latencies measured from the due time, ramp until the SLO breaks.
+///
+/// Exit codes: 0 the run held (or the breaking point was found); 99 a threshold
+/// broke, or even the first step of a breakpoint search broke its SLO; 97 the run was
+/// interrupted or could not run (the target refused the logins, the metrics port was
+/// taken); 2 invalid options (one line names the option). The first SIGINT/SIGTERM
+/// ends the current step and writes the report marked interrupted; a second one, or
+/// --grace passing, exits at once.
 #[derive(Parser, Debug)]
 #[command(name = "loadgen", version)]
 pub struct Cli {
@@ -23,11 +35,11 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Offer a constant rate (--rate), stages (--stages), or run looping users
-    /// (--users, closed model), and report.
+    /// Offer a constant rate (--rate), stages (--stages), looping users (--users,
+    /// closed model) or per-device routines (--command-every), and report.
     Run(RunArgs),
     /// Step the rate up until a step breaks the SLO, refine by bisection, and report
-    /// the breaking point.
+    /// the breaking point (with --prometheus, also the bottleneck).
     Breakpoint(BreakpointArgs),
     /// Chat delivery latency against grpc-stress's chat service: N conversations × K
     /// members, one sender each; counts lost, duplicated and out-of-order messages.
@@ -35,122 +47,89 @@ pub enum Command {
     Chat(ChatArgs),
     /// Merge the outputs (--out directories) of several segments of one plan into one
     /// report: counts add up, percentiles come from the merged histograms.
-    Report {
-        /// The segments' output directories.
-        #[arg(required = true)]
-        dirs: Vec<PathBuf>,
-        /// Where to write the merged summary.json, seconds.csv and report.html.
-        #[arg(long)]
-        out: PathBuf,
-    },
+    Report(ReportArgs),
     /// Export Prometheus series over a run's window into one CSV (time,name,labels,value),
     /// so runs can be compared offline. Defaults: the window of --summary's run, every
     /// signal of --bottlenecks and every recording rule of --rules.
     Export(ExportArgs),
     /// Serve a trivial HTTP target (every request answered 200 "ok"), for measuring
-    /// the generator itself against wrk or another tool.
-    Target {
-        /// Address to listen on.
-        #[arg(long, default_value = "127.0.0.1:8090")]
-        listen: SocketAddr,
-    },
+    /// the generator itself.
+    Target(TargetArgs),
 }
 
-/// `loadgen export`.
-#[derive(Args, Debug)]
-pub struct ExportArgs {
-    /// Prometheus base URL.
-    #[arg(long, env = "LOADGEN_PROMETHEUS")]
-    pub prometheus: String,
-    /// A run's summary.json: its window is the default range.
-    #[arg(long, required_unless_present_all = ["from", "to"])]
-    pub summary: Option<PathBuf>,
-    /// Start of the range: RFC 3339 or unix seconds (default: the run's start).
-    #[arg(long, value_parser = crate::export::parse_time)]
-    pub from: Option<f64>,
-    /// End of the range (default: the end of the run's last step).
-    #[arg(long, value_parser = crate::export::parse_time)]
-    pub to: Option<f64>,
-    /// Resolution of the series.
-    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
-    pub step: Duration,
-    /// A PromQL query to export instead of the defaults (repeatable).
-    #[arg(long = "query")]
-    pub queries: Vec<String>,
-    /// The saturation signals (default queries).
-    #[arg(long, default_value = "monitoring/bottlenecks.toml")]
-    pub bottlenecks: PathBuf,
-    /// Rule files whose recording rules are exported (default queries; repeatable).
-    #[arg(long = "rules", default_value = "monitoring/prometheus/rules/red.yaml")]
-    pub rules: Vec<PathBuf>,
-    /// The CSV file to write.
-    #[arg(long)]
-    pub out: PathBuf,
-}
-
-/// Options every run takes.
+/// Options every load run takes.
 #[derive(Args, Debug, Clone)]
 pub struct CommonArgs {
-    /// Base URL of the system under test (device-api for `devices`; the full URL for `http`).
-    #[arg(long, env = "LOADGEN_TARGET")]
+    /// Base URL of the system under test: device-api for `devices`, the full URL for
+    /// `http`, the grpc-stress server for `grpc` (http:// or https://).
+    #[arg(long, env = "LOADGEN_TARGET", value_parser = values::url)]
     pub target: String,
 
     /// What each request does.
     #[arg(long, env = "LOADGEN_SCENARIO", value_enum, default_value = "devices")]
     pub scenario: ScenarioKind,
 
-    /// devices: simulated devices, each logged in once before the run.
-    #[arg(long, env = "LOADGEN_DEVICES", default_value_t = 100)]
-    pub devices: usize,
+    /// devices: simulated devices, each logged in once before the run [1, 1000000].
+    #[arg(long, env = "LOADGEN_DEVICES", default_value = "100", value_parser = values::count::<u32>(1, MAX_LANES))]
+    pub devices: u32,
 
     /// http: request method.
-    #[arg(long, default_value = "GET")]
-    pub method: String,
+    #[arg(long, env = "LOADGEN_METHOD", default_value = "GET", value_parser = values::method)]
+    pub method: Method,
 
-    /// http: a request header, `Name: value` (repeatable).
-    #[arg(long = "header", value_parser = parse_header)]
-    pub headers: Vec<(String, String)>,
+    /// http: a request header, `Name: value` (repeatable). Host and User-Agent
+    /// (loadgen/VERSION) are set unless given here.
+    #[arg(long = "header", value_parser = values::header)]
+    pub headers: Vec<(HeaderName, HeaderValue)>,
 
-    /// http: request body.
-    #[arg(long, default_value = "")]
+    /// http: request body. Content-Length is always sent; Content-Type, unless given
+    /// with --header, is application/json when the body is JSON, else text/plain.
+    #[arg(long, env = "LOADGEN_BODY", default_value = "")]
     pub body: String,
 
     /// grpc: which RPC each request makes.
-    #[arg(long, value_enum, default_value = "unary")]
+    #[arg(long, env = "LOADGEN_GRPC_KIND", value_enum, default_value = "unary")]
     pub grpc_kind: GrpcKind,
 
-    /// grpc: messages per streaming call (N of grpc-stress's semantics).
-    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+    /// grpc: messages per streaming call (N of grpc-stress's semantics) [1, 1000000].
+    #[arg(long, env = "LOADGEN_GRPC_MESSAGES", default_value = "10", value_parser = values::count::<u32>(1, 1_000_000))]
     pub grpc_messages: u32,
 
-    /// grpc: HTTP/2 connections shared by the calls.
-    #[arg(long, default_value_t = 4)]
-    pub grpc_connections: usize,
+    /// grpc and HTTP/2: connections the requests share [1, 1024].
+    #[arg(long, alias = "grpc-connections", env = "LOADGEN_CONNECTIONS", default_value = "4")]
+    #[arg(value_parser = values::count::<u32>(1, 1024))]
+    pub connections: u32,
 
     /// grpc: replace a connection after this many calls (default: never).
-    #[arg(long)]
+    #[arg(long, env = "LOADGEN_GRPC_CALLS_PER_CONNECTION", value_parser = values::count::<u64>(1, u64::MAX))]
     pub grpc_calls_per_connection: Option<u64>,
 
-    /// grpc over TLS: trust this CA (PEM).
-    #[arg(long)]
-    pub grpc_ca: Option<PathBuf>,
+    /// https:// (and grpc over TLS): trust only the CA certificates in this PEM file
+    /// instead of the system's.
+    #[arg(long, alias = "grpc-ca", env = "LOADGEN_CA", conflicts_with = "insecure")]
+    pub ca: Option<PathBuf>,
 
-    /// grpc over TLS: accept any server certificate (testing only).
-    #[arg(long)]
-    pub grpc_no_server_validation: bool,
+    /// https:// (and grpc over TLS): accept any server certificate (test servers only).
+    #[arg(long, alias = "grpc-no-server-validation", env = "LOADGEN_INSECURE")]
+    pub insecure: bool,
 
-    /// Speak HTTP/2 without TLS (h2c, prior knowledge) instead of HTTP/1.1.
-    #[arg(long)]
-    pub h2c: bool,
+    /// Speak HTTP/2: h2c (prior knowledge) for http://, ALPN h2 for https://.
+    #[arg(long, alias = "h2c", env = "LOADGEN_HTTP2")]
+    pub http2: bool,
 
-    /// Most requests in flight; a request due while this many are running is
-    /// counted as dropped, never queued.
-    #[arg(long, env = "LOADGEN_MAX_IN_FLIGHT", default_value_t = 1000)]
+    /// Most requests in flight (open model); a request due while this many are
+    /// running is counted as dropped, never queued [1, 1000000].
+    #[arg(long, env = "LOADGEN_MAX_IN_FLIGHT", default_value = "1000", value_parser = values::count::<usize>(1, MAX_LANES))]
     pub max_in_flight: usize,
 
-    /// Per-request timeout.
-    #[arg(long, env = "LOADGEN_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    /// Per-request timeout, connecting included (at most 1h).
+    #[arg(long, env = "LOADGEN_TIMEOUT", default_value = "10s", value_parser = values::timeout)]
     pub timeout: Duration,
+
+    /// After the schedule ends (or the first SIGINT/SIGTERM), how long answers are
+    /// waited for; a second signal or this passing after the first exits at once.
+    #[arg(long, env = "LOADGEN_GRACE", default_value = "5s", value_parser = values::timeout)]
+    pub grace: Duration,
 
     /// Seed for the scenario's random choices (same seed, same requests).
     #[arg(long, env = "LOADGEN_SEED", default_value_t = 1)]
@@ -166,31 +145,40 @@ pub struct CommonArgs {
     #[arg(long = "threshold")]
     pub thresholds: Vec<Threshold>,
 
-    /// Directory for summary.json and seconds.csv.
+    /// Directory for summary.json, seconds.csv and report.html; created, and checked
+    /// for writing, before the run starts.
     #[arg(long, env = "LOADGEN_OUT")]
     pub out: Option<PathBuf>,
 
     /// Address for Prometheus `/metrics`, or `none`.
-    #[arg(long, env = "LOADGEN_LISTEN", default_value = "127.0.0.1:8089", value_parser = parse_listen)]
+    #[arg(long, env = "LOADGEN_LISTEN", default_value = "127.0.0.1:8089", value_parser = values::listen)]
     pub listen: std::option::Option<SocketAddr>,
 
     /// Pushgateway base URL: push the metrics every --push-interval and once more at
     /// the end, under job "loadgen", this run's id and the segment.
-    #[arg(long, env = "LOADGEN_PUSHGATEWAY")]
+    #[arg(long, env = "LOADGEN_PUSHGATEWAY", value_parser = values::url)]
     pub pushgateway: Option<String>,
 
     /// Interval between pushes to the Pushgateway.
-    #[arg(long, env = "LOADGEN_PUSH_INTERVAL", default_value = "5s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "LOADGEN_PUSH_INTERVAL", default_value = "5s", value_parser = values::timeout)]
     pub push_interval: Duration,
 
     /// This run's id, for grouping pushed results (default: the start time,
     /// YYYYMMDDTHHMMSSZ). Give all segments of one run the same id.
-    #[arg(long, env = "LOADGEN_RUN_ID")]
+    #[arg(long, env = "LOADGEN_RUN_ID", value_parser = run_id)]
     pub run_id: Option<String>,
 
     /// Log format on stderr.
     #[arg(long, env = "LOADGEN_LOG_FORMAT", value_enum, default_value_t = loadlab_telemetry::LogFormat::Human)]
     pub log_format: loadlab_telemetry::LogFormat,
+}
+
+/// A run id goes into a URL path and a directory name: letters, digits, `-_.`.
+fn run_id(text: &str) -> Result<String, String> {
+    let fine = !text.is_empty()
+        && text.len() <= 128
+        && text.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if fine { Ok(text.to_string()) } else { Err("use 1–128 letters, digits, `-`, `_` or `.`".into()) }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
@@ -201,7 +189,7 @@ pub enum ScenarioKind {
     /// One fixed request (--method, --header, --body) against --target.
     Http,
     /// grpc-stress's RPCs (--grpc-kind, --grpc-messages) against --target
-    /// (http://host:port, or https:// with --grpc-ca or --grpc-no-server-validation).
+    /// (http://host:port, or https:// with --ca or --insecure).
     Grpc,
 }
 
@@ -226,79 +214,49 @@ impl GrpcKind {
 }
 
 #[derive(Args, Debug)]
-pub struct ChatArgs {
-    /// grpc-stress server: http://host:port (or https:// with --ca / --no-server-validation).
-    #[arg(long, env = "LOADGEN_TARGET")]
-    pub target: String,
-    /// Conversations.
-    #[arg(long, default_value_t = 10)]
-    pub conversations: usize,
-    /// Members per conversation: one sender, the rest subscribed.
-    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(2..))]
-    pub members: u64,
-    /// Interval between one sender's messages.
-    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
-    pub send_interval: Duration,
-    /// How long the senders send.
-    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
-    pub duration: Duration,
-    /// HTTP/2 connections shared by senders and subscribers.
-    #[arg(long, default_value_t = 4)]
-    pub connections: usize,
-    /// TLS: trust this CA (PEM).
-    #[arg(long)]
-    pub ca: Option<PathBuf>,
-    /// TLS: accept any server certificate (testing only).
-    #[arg(long)]
-    pub no_server_validation: bool,
-    /// Write chat.json here.
-    #[arg(long)]
-    pub out: Option<PathBuf>,
-}
-
-#[derive(Args, Debug)]
 pub struct RunArgs {
     #[command(flatten)]
     pub common: CommonArgs,
 
-    /// Open model: requests per second (all segments together).
-    #[arg(long, required_unless_present_any = ["stages", "users", "command_every"], conflicts_with_all = ["stages", "users", "command_every"])]
+    /// Open model: requests per second (all segments together) (0, 10000000].
+    #[arg(long, env = "LOADGEN_RATE", value_parser = values::rate)]
+    #[arg(required_unless_present_any = ["stages", "users", "command_every"], conflicts_with_all = ["stages", "users", "command_every"])]
     pub rate: Option<f64>,
 
     /// Routines (devices scenario): each device polls GET /command this often…
-    #[arg(long, requires = "measurement_every", conflicts_with_all = ["stages", "users"])]
-    #[arg(value_parser = humantime::parse_duration)]
+    #[arg(long, requires = "measurement_every", conflicts_with_all = ["stages", "users"], value_parser = values::duration)]
     pub command_every: Option<Duration>,
 
-    /// …and sends POST /measurement this often; its first tick of each delayed by a
-    /// random part of the period.
-    #[arg(long, requires = "command_every", value_parser = humantime::parse_duration)]
+    /// …and sends POST /measurement this often; the first tick of each falls at a
+    /// random point of its first period.
+    #[arg(long, requires = "command_every", value_parser = values::duration)]
     pub measurement_every: Option<Duration>,
 
-    /// Routines: each period varies by up to ± this percentage.
-    #[arg(long, default_value_t = 10.0)]
+    /// Routines: each period varies by up to ± this percentage [0, 90].
+    #[arg(long, default_value = "10", value_parser = values::jitter_percent)]
     pub jitter_percent: f64,
 
     /// Closed model: this many users, each sending, waiting for the answer, thinking
-    /// (--think-time) and going again (Locust's model; wrk's with no think time).
-    #[arg(long, conflicts_with = "stages")]
-    pub users: Option<usize>,
+    /// (--think-time) and going again, each on its own connection (Locust's model;
+    /// wrk's with no think time) [1, 1000000].
+    #[arg(long, env = "LOADGEN_USERS", conflicts_with = "stages", value_parser = values::count::<u32>(1, MAX_LANES))]
+    pub users: Option<u32>,
 
     /// Closed model: each user's pause between requests, MIN..MAX (random, uniform).
-    #[arg(long, default_value = "0s..0s", value_parser = parse_range, requires = "users")]
+    #[arg(long, default_value = "0s..0s", value_parser = values::pause_range, requires = "users")]
     pub think_time: (Duration, Duration),
 
-    /// How long to offer --rate or run --users.
-    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration, conflicts_with = "stages")]
+    /// How long to offer --rate, run --users or the routines (at most 30 days).
+    #[arg(long, env = "LOADGEN_DURATION", default_value = "30s", value_parser = values::duration, conflicts_with = "stages")]
     pub duration: Duration,
 
     /// Linear ramps between points, `DURATION:RATE,…` starting from --stages-from:
     /// '10s:100,30s:500,10s:500' ramps to 100/s over 10 s, to 500/s over 30 s, holds 10 s.
-    #[arg(long, value_parser = parse_stages)]
-    pub stages: Option<Stages>,
+    #[arg(long, value_parser = values::stages)]
+    pub stages: Option<values::Stages>,
 
     /// Rate the first stage starts from.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value = "0", value_parser = values::rate_or_zero)]
     pub stages_from: f64,
 }
 
@@ -307,57 +265,59 @@ pub struct BreakpointArgs {
     #[command(flatten)]
     pub common: CommonArgs,
 
-    /// Rate of the first step, requests/s.
-    #[arg(long, default_value_t = 50.0)]
+    /// Rate of the first step, requests/s (0, 10000000].
+    #[arg(long, default_value = "50", value_parser = values::rate)]
     pub start_rate: f64,
 
-    /// Each step offers this many times the last one's rate.
-    #[arg(long, default_value_t = 2.0, conflicts_with = "step_increment")]
+    /// Each step offers this many times the last one's rate (1, 100].
+    #[arg(long, default_value = "2", value_parser = values::factor, conflicts_with = "step_increment")]
     pub step_factor: f64,
 
-    /// …or this many more requests/s than the last one.
-    #[arg(long)]
+    /// …or this many more requests/s than the last one (0, 10000000].
+    #[arg(long, value_parser = values::rate)]
     pub step_increment: Option<f64>,
 
     /// How long each step runs.
-    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "10s", value_parser = values::duration)]
     pub step_duration: Duration,
 
-    /// Never offer more than this.
-    #[arg(long, default_value_t = 1_000_000.0)]
+    /// Never offer more than this; at least --start-rate, and reached in at most 200
+    /// steps.
+    #[arg(long, default_value = "1000000", value_parser = values::rate)]
     pub max_rate: f64,
 
-    /// Bisection steps between the last held and the first broken rate.
-    #[arg(long, default_value_t = 3)]
+    /// Bisection steps between the last held and the first broken rate [0, 20].
+    #[arg(long, default_value = "3", value_parser = values::count::<u32>(0, 20))]
     pub refine: u32,
 
-    /// Stop bisecting when the gap is at most this fraction of the held rate.
-    #[arg(long, default_value_t = 0.1)]
+    /// Stop bisecting when the gap is at most this fraction of the held rate (0, 1].
+    #[arg(long, default_value = "0.1", value_parser = values::fraction)]
     pub resolution: f64,
 
-    /// SLO: this latency quantile of successful requests (corrected)…
-    #[arg(long, default_value_t = 0.99)]
+    /// SLO: this latency quantile of successful requests (corrected) (0, 1]…
+    #[arg(long, default_value = "0.99", value_parser = values::quantile)]
     pub slo_quantile: f64,
 
     /// …must stay at or below this.
-    #[arg(long, default_value = "250ms", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "250ms", value_parser = values::timeout)]
     pub slo_latency: Duration,
 
-    /// SLO: most failed requests, percent.
-    #[arg(long, default_value_t = 1.0)]
+    /// SLO: most failed requests, percent [0, 100].
+    #[arg(long, default_value = "1", value_parser = values::percent)]
     pub slo_errors_percent: f64,
 
-    /// SLO: least achieved/offered rate, percent.
-    #[arg(long, default_value_t = 95.0)]
+    /// SLO: least achieved/offered rate, percent [0, 100].
+    #[arg(long, default_value = "95", value_parser = values::percent)]
     pub slo_achieved_percent: f64,
 
-    /// SLO: most dropped requests, percent.
-    #[arg(long, default_value_t = 1.0)]
+    /// SLO: most dropped requests, percent [0, 100].
+    #[arg(long, default_value = "1", value_parser = values::percent)]
     pub slo_dropped_percent: f64,
 
     /// Prometheus base URL: after the search, name the bottleneck by reading every
-    /// signal of --bottlenecks over the last held and the first broken step.
-    #[arg(long, env = "LOADGEN_PROMETHEUS")]
+    /// signal of --bottlenecks over the last held and the first broken step. Checked
+    /// for an answer before the run starts.
+    #[arg(long, env = "LOADGEN_PROMETHEUS", value_parser = values::url)]
     pub prometheus: Option<String>,
 
     /// The saturation signals (TOML; see monitoring/bottlenecks.toml).
@@ -365,106 +325,85 @@ pub struct BreakpointArgs {
     pub bottlenecks: PathBuf,
 }
 
-fn parse_header(text: &str) -> Result<(String, String), String> {
-    let (name, value) = text.split_once(':').ok_or_else(|| format!("`{text}`: expected `Name: value`"))?;
-    Ok((name.trim().to_string(), value.trim().to_string()))
+#[derive(Args, Debug)]
+pub struct ChatArgs {
+    /// grpc-stress server: http://host:port (or https:// with --ca / --insecure).
+    #[arg(long, env = "LOADGEN_TARGET", value_parser = values::url)]
+    pub target: String,
+    /// Conversations [1, 100000].
+    #[arg(long, default_value = "10", value_parser = values::count::<usize>(1, 100_000))]
+    pub conversations: usize,
+    /// Members per conversation: one sender, the rest subscribed [2, 10000].
+    #[arg(long, default_value = "5", value_parser = values::count::<usize>(2, 10_000))]
+    pub members: usize,
+    /// Interval between one sender's messages.
+    #[arg(long, default_value = "1s", value_parser = values::duration)]
+    pub send_interval: Duration,
+    /// How long the senders send.
+    #[arg(long, default_value = "30s", value_parser = values::duration)]
+    pub duration: Duration,
+    /// HTTP/2 connections shared by senders and subscribers [1, 1024].
+    #[arg(long, default_value = "4", value_parser = values::count::<usize>(1, 1024))]
+    pub connections: usize,
+    /// TLS: trust this CA (PEM).
+    #[arg(long, conflicts_with = "insecure")]
+    pub ca: Option<PathBuf>,
+    /// TLS: accept any server certificate (test servers only).
+    #[arg(long, alias = "no-server-validation")]
+    pub insecure: bool,
+    /// Write chat.json here (created, and checked for writing, first).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// After the senders stop (or the first signal), how long to wait for deliveries.
+    #[arg(long, default_value = "5s", value_parser = values::timeout)]
+    pub grace: Duration,
 }
 
-fn parse_listen(text: &str) -> Result<Option<SocketAddr>, String> {
-    if text.eq_ignore_ascii_case("none") {
-        return Ok(None);
-    }
-    text.parse().map(Some).map_err(|error| format!("`{text}`: {error}"))
+#[derive(Args, Debug)]
+pub struct ReportArgs {
+    /// The segments' output directories.
+    #[arg(required = true)]
+    pub dirs: Vec<PathBuf>,
+    /// Where to write the merged summary.json, seconds.csv and report.html.
+    #[arg(long)]
+    pub out: PathBuf,
 }
 
-/// The points of `--stages`: (ramp duration, rate reached).
-#[derive(Clone, Debug)]
-pub struct Stages(pub Vec<(Duration, f64)>);
-
-fn parse_stages(text: &str) -> Result<Stages, String> {
-    text.split(',')
-        .map(|stage| {
-            let (duration, rate) = stage.split_once(':').ok_or_else(|| format!("`{stage}`: expected DURATION:RATE"))?;
-            let duration = humantime::parse_duration(duration.trim()).map_err(|error| format!("`{stage}`: {error}"))?;
-            let rate: f64 = rate.trim().parse().map_err(|_| format!("`{stage}`: `{rate}` is not a rate"))?;
-            if rate < 0.0 {
-                return Err(format!("`{stage}`: a rate cannot be negative"));
-            }
-            Ok((duration, rate))
-        })
-        .collect::<Result<Vec<_>, _>>()
-        .map(Stages)
+#[derive(Args, Debug)]
+pub struct TargetArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8090")]
+    pub listen: SocketAddr,
 }
 
-impl RunArgs {
-    pub fn pieces(&self) -> Option<Vec<RatePiece>> {
-        let stages = self.stages.as_ref()?;
-        let mut from = self.stages_from;
-        Some(
-            stages
-                .0
-                .iter()
-                .map(|(duration, to)| {
-                    let piece = RatePiece { from, to: *to, duration: *duration };
-                    from = *to;
-                    piece
-                })
-                .collect(),
-        )
-    }
-}
-
-impl Command {
-    /// The options every run shares, and the load profile this command asks for;
-    /// `None` for `target`, `report` and `chat`, which do not run a request profile.
-    pub fn into_plan(self) -> Option<(CommonArgs, crate::profile::Profile)> {
-        use crate::profile::{BreakpointPlan, Growth, Profile};
-        Some(match self {
-            Command::Target { .. } | Command::Report { .. } | Command::Chat(_) | Command::Export(_) => return None,
-            Command::Run(args) => {
-                let profile = match (args.pieces(), args.users) {
-                    _ if args.command_every.is_some() => Profile::Routines {
-                        command_every: args.command_every.expect("checked"),
-                        measurement_every: args.measurement_every.expect("clap requires it with --command-every"),
-                        jitter: args.jitter_percent / 100.0,
-                        duration: args.duration,
-                    },
-                    (Some(stages), _) => Profile::Stages { stages },
-                    (None, Some(users)) => Profile::Closed {
-                        users,
-                        think_min: args.think_time.0,
-                        think_max: args.think_time.1,
-                        duration: args.duration,
-                    },
-                    (None, None) => Profile::Constant {
-                        rate: args.rate.expect("clap requires --rate without --stages"),
-                        duration: args.duration,
-                    },
-                };
-                (args.common, profile)
-            }
-            Command::Breakpoint(args) => {
-                let growth = args.step_increment.map_or(Growth::Factor(args.step_factor), Growth::Increment);
-                let plan = BreakpointPlan {
-                    analysis: args
-                        .prometheus
-                        .map(|prometheus| crate::profile::AnalysisSource { prometheus, signals: args.bottlenecks }),
-                    start_rate: args.start_rate,
-                    growth,
-                    step_duration: args.step_duration,
-                    max_rate: args.max_rate,
-                    refinements: args.refine,
-                    resolution: args.resolution,
-                    slo: crate::slo::Slo {
-                        latency_quantile: args.slo_quantile,
-                        latency_limit: args.slo_latency,
-                        max_error_ratio: args.slo_errors_percent / 100.0,
-                        min_achieved_ratio: args.slo_achieved_percent / 100.0,
-                        max_dropped_ratio: args.slo_dropped_percent / 100.0,
-                    },
-                };
-                (args.common, Profile::Breakpoint(plan))
-            }
-        })
-    }
+/// `loadgen export`.
+#[derive(Args, Debug)]
+pub struct ExportArgs {
+    /// Prometheus base URL.
+    #[arg(long, env = "LOADGEN_PROMETHEUS", value_parser = values::url)]
+    pub prometheus: String,
+    /// A run's summary.json: its window is the default range.
+    #[arg(long, required_unless_present_all = ["from", "to"])]
+    pub summary: Option<PathBuf>,
+    /// Start of the range: RFC 3339 or unix seconds (default: the run's start).
+    #[arg(long, value_parser = crate::export::parse_time)]
+    pub from: Option<f64>,
+    /// End of the range (default: the end of the run's last step).
+    #[arg(long, value_parser = crate::export::parse_time)]
+    pub to: Option<f64>,
+    /// Resolution of the series.
+    #[arg(long, default_value = "5s", value_parser = values::timeout)]
+    pub step: Duration,
+    /// A PromQL query to export instead of the defaults (repeatable).
+    #[arg(long = "query")]
+    pub queries: Vec<String>,
+    /// The saturation signals (default queries).
+    #[arg(long, default_value = "monitoring/bottlenecks.toml")]
+    pub bottlenecks: PathBuf,
+    /// Rule files whose recording rules are exported (default queries; repeatable).
+    #[arg(long = "rules", default_value = "monitoring/prometheus/rules/red.yaml")]
+    pub rules: Vec<PathBuf>,
+    /// The CSV file to write.
+    #[arg(long)]
+    pub out: PathBuf,
 }

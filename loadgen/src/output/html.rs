@@ -6,7 +6,7 @@
 
 use plotters::prelude::*;
 
-use crate::engine::SecondRow;
+use crate::collector::SecondRow;
 use crate::output::report::Report;
 
 const WIDTH: u32 = 960;
@@ -209,7 +209,7 @@ pub fn render(report: &Report, seconds: &[SecondRow]) -> String {
                 format!(
                     "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                     escape(&row.request),
-                    escape(&row.outcome),
+                    escape(&row.outcome.to_string()),
                     row.count,
                     ms(row.corrected_ms.p50),
                     ms(row.corrected_ms.p90),

@@ -2,15 +2,23 @@
 //! schedule) merged into one report, exactly: counts add up, and percentiles are read
 //! from the sum of the instances' HdrHistograms, never averaged. Per-second rows add
 //! their counts; their percentiles cannot be merged from the CSV and are left out.
+//!
+//! The files may come from anywhere: every field is checked as it is read, and a
+//! malformed or hostile value is an error that names the file, never a panic.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use hdrhistogram::Histogram;
 
-use crate::engine::SecondRow;
+use crate::collector::SecondRow;
+use crate::outcome::Outcome;
 use crate::output::report::{Percentiles, Report, RequestRow, StepHistograms, percentiles};
-use crate::stats::{decode, encode};
+use crate::stats::{decode, encode, new_histogram};
+
+/// Largest `summary.json` or `seconds.csv` read (a run of a month at one row a second
+/// is far below it).
+const MAX_FILE_BYTES: u64 = 256 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum MergeError {
@@ -22,39 +30,80 @@ pub enum MergeError {
     Empty,
 }
 
+fn read_bounded(path: &Path) -> Result<Vec<u8>, String> {
+    let size = std::fs::metadata(path).map_err(|error| error.to_string())?.len();
+    if size > MAX_FILE_BYTES {
+        return Err(format!("{size} bytes, more than the {MAX_FILE_BYTES} a report may have"));
+    }
+    std::fs::read(path).map_err(|error| error.to_string())
+}
+
 /// Reads `summary.json` and `seconds.csv` from `dir`.
 pub fn read(dir: &Path) -> Result<(Report, Vec<SecondRow>), MergeError> {
     let failed = |detail: String| MergeError::Read { path: dir.display().to_string(), detail };
-    let summary = std::fs::read(dir.join("summary.json")).map_err(|error| failed(format!("summary.json: {error}")))?;
+    let summary = read_bounded(&dir.join("summary.json")).map_err(|error| failed(format!("summary.json: {error}")))?;
     let report: Report = serde_json::from_slice(&summary).map_err(|error| failed(format!("summary.json: {error}")))?;
-    let csv =
-        std::fs::read_to_string(dir.join("seconds.csv")).map_err(|error| failed(format!("seconds.csv: {error}")))?;
-    let mut seconds = Vec::new();
-    for line in csv.lines().skip(1) {
-        let fields: Vec<&str> = line.split(',').collect();
-        let number = |index: usize| fields.get(index).and_then(|field| field.parse::<u64>().ok()).unwrap_or(0);
-        seconds.push(SecondRow {
-            second: number(0),
-            step: fields.get(1).unwrap_or(&"").to_string(),
-            offered_rate: fields.get(2).and_then(|field| field.parse().ok()).unwrap_or(0.0),
-            sent: number(3),
-            completed: number(4),
-            ok: number(5),
-            errors: number(6),
-            dropped: number(7),
-            p50_ms: None,
-            p99_ms: None,
-        });
-    }
+    check_report(&report).map_err(|error| failed(format!("summary.json: {error}")))?;
+    let csv = read_bounded(&dir.join("seconds.csv")).map_err(|error| failed(format!("seconds.csv: {error}")))?;
+    let csv = String::from_utf8(csv).map_err(|_| failed("seconds.csv: not UTF-8".into()))?;
+    let seconds = parse_seconds(&csv).map_err(|error| failed(format!("seconds.csv: {error}")))?;
     Ok((report, seconds))
+}
+
+/// Numbers a report must have for anything to be computed from it.
+fn check_report(report: &Report) -> Result<(), String> {
+    for step in &report.steps {
+        let finite = [step.offered_rate, step.duration_seconds, step.achieved_rate].iter().all(|v| v.is_finite());
+        if !finite || step.offered_rate < 0.0 || step.duration_seconds < 0.0 {
+            return Err(format!("step `{}` has a negative or non-finite rate or duration", step.label));
+        }
+    }
+    Ok(())
+}
+
+/// Parses `seconds.csv` as [`crate::output::report::write`] writes it.
+pub fn parse_seconds(csv: &str) -> Result<Vec<SecondRow>, String> {
+    let mut lines = csv.lines();
+    match lines.next() {
+        Some(header) if header.starts_with("second,step,offered_rate,sent,completed,ok,errors,dropped") => {}
+        _ => return Err("no header line `second,step,offered_rate,…`".into()),
+    }
+    lines
+        .enumerate()
+        .filter(|(_, line)| !line.is_empty())
+        .map(|(index, line)| {
+            let line_number = index + 2;
+            let fields: Vec<&str> = line.split(',').collect();
+            let count = |at: usize| -> Result<u64, String> {
+                let field = fields.get(at).ok_or_else(|| format!("line {line_number}: missing field {}", at + 1))?;
+                field.parse().map_err(|_| format!("line {line_number}: `{field}` is not a count"))
+            };
+            let rate = fields
+                .get(2)
+                .and_then(|field| field.parse::<f64>().ok())
+                .filter(|rate| rate.is_finite() && *rate >= 0.0)
+                .ok_or_else(|| format!("line {line_number}: the offered rate is not a number ≥ 0"))?;
+            Ok(SecondRow {
+                second: count(0)?,
+                step: fields.get(1).copied().unwrap_or_default().to_string(),
+                offered_rate: rate,
+                sent: count(3)?,
+                completed: count(4)?,
+                ok: count(5)?,
+                errors: count(6)?,
+                dropped: count(7)?,
+                p50_ms: None,
+                p90_ms: None,
+                p99_ms: None,
+                p99_uncorrected_ms: None,
+                lag_p99_ms: None,
+            })
+        })
+        .collect()
 }
 
 fn add(into: &mut Histogram<u64>, encoded: &str) -> Result<(), String> {
     into.add(decode(encoded)?).map_err(|error| format!("{error:?}"))
-}
-
-fn empty() -> Histogram<u64> {
-    Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid bounds")
 }
 
 /// One step's histograms summed over the segments read so far.
@@ -62,12 +111,12 @@ struct StepSums {
     corrected: Histogram<u64>,
     uncorrected: Histogram<u64>,
     /// (request, outcome) → (count, corrected latency).
-    requests: BTreeMap<(String, String), (u64, Histogram<u64>)>,
+    requests: BTreeMap<(String, Outcome), (u64, Histogram<u64>)>,
 }
 
 impl StepSums {
     fn new() -> Self {
-        Self { corrected: empty(), uncorrected: empty(), requests: BTreeMap::new() }
+        Self { corrected: new_histogram(), uncorrected: new_histogram(), requests: BTreeMap::new() }
     }
 }
 
@@ -81,8 +130,8 @@ fn accumulate(report: &Report, sums: &mut Vec<StepSums>) -> Result<(), String> {
         add(&mut sum.corrected, &step.histograms.corrected_ok)?;
         add(&mut sum.uncorrected, &step.histograms.uncorrected_ok)?;
         for row in &step.requests {
-            let entry = sum.requests.entry((row.request.clone(), row.outcome.clone())).or_insert_with(|| (0, empty()));
-            entry.0 += row.count;
+            let entry = sum.requests.entry((row.request.clone(), row.outcome)).or_insert_with(|| (0, new_histogram()));
+            entry.0 = entry.0.saturating_add(row.count);
             add(&mut entry.1, &row.histogram)?;
         }
     }
@@ -109,10 +158,10 @@ pub fn merge(parts: Vec<(String, Report, Vec<SecondRow>)>) -> Result<(Report, Ve
         }
         accumulate(&report, &mut sums).map_err(|detail| bad(&name, detail))?;
         for (mine, theirs) in merged.steps.iter_mut().zip(&report.steps) {
-            mine.offered += theirs.offered;
-            mine.completed += theirs.completed;
-            mine.errors += theirs.errors;
-            mine.dropped += theirs.dropped;
+            mine.offered = mine.offered.saturating_add(theirs.offered);
+            mine.completed = mine.completed.saturating_add(theirs.completed);
+            mine.errors = mine.errors.saturating_add(theirs.errors);
+            mine.dropped = mine.dropped.saturating_add(theirs.dropped);
             mine.achieved_rate += theirs.achieved_rate;
             mine.held = match (mine.held, theirs.held) {
                 (Some(a), Some(b)) => Some(a && b),
@@ -129,11 +178,11 @@ pub fn merge(parts: Vec<(String, Report, Vec<SecondRow>)>) -> Result<(Report, Ve
                 dropped: 0,
                 ..row.clone()
             });
-            entry.sent += row.sent;
-            entry.completed += row.completed;
-            entry.ok += row.ok;
-            entry.errors += row.errors;
-            entry.dropped += row.dropped;
+            entry.sent = entry.sent.saturating_add(row.sent);
+            entry.completed = entry.completed.saturating_add(row.completed);
+            entry.ok = entry.ok.saturating_add(row.ok);
+            entry.errors = entry.errors.saturating_add(row.errors);
+            entry.dropped = entry.dropped.saturating_add(row.dropped);
         }
         merged.interrupted |= report.interrupted;
         segments.push(report.segment);
@@ -149,7 +198,7 @@ pub fn merge(parts: Vec<(String, Report, Vec<SecondRow>)>) -> Result<(Report, Ve
             .iter()
             .map(|((request, outcome), (count, histogram))| RequestRow {
                 request: request.clone(),
-                outcome: outcome.clone(),
+                outcome: *outcome,
                 count: *count,
                 corrected_ms: percentiles(histogram),
                 histogram: encode(histogram),
@@ -160,7 +209,10 @@ pub fn merge(parts: Vec<(String, Report, Vec<SecondRow>)>) -> Result<(Report, Ve
     merged.verdict = format!("merged from {} segments", segments.len());
     let seconds = seconds.into_values().map(|mut row| {
         row.p50_ms = None;
+        row.p90_ms = None;
         row.p99_ms = None;
+        row.p99_uncorrected_ms = None;
+        row.lag_p99_ms = None;
         row
     });
     Ok((merged, seconds.collect()))

@@ -6,8 +6,9 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::engine::SecondRow;
-use crate::profile::{BreakingPoint, Profile, ProfileRun};
+use crate::breakpoint::BreakingPoint;
+use crate::collector::SecondRow;
+use crate::profile::{Profile, ProfileRun};
 use crate::stats::{Stats, encode};
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -29,7 +30,7 @@ pub fn percentiles(histogram: &hdrhistogram::Histogram<u64>) -> Percentiles {
 #[derive(Debug, Serialize, Deserialize)]
 pub struct RequestRow {
     pub request: String,
-    pub outcome: String,
+    pub outcome: crate::outcome::Outcome,
     pub count: u64,
     pub corrected_ms: Percentiles,
     /// Base64 HdrHistogram V2 snapshot of the corrected latency (microseconds).
@@ -41,6 +42,9 @@ pub struct StepReport {
     pub label: String,
     pub offered_rate: f64,
     pub duration_seconds: f64,
+    /// How long the step issued requests (less than planned when stopped).
+    #[serde(default)]
+    pub ran_seconds: f64,
     pub offered: u64,
     pub completed: u64,
     pub errors: u64,
@@ -101,6 +105,7 @@ pub fn step_report(step: &crate::profile::Step) -> StepReport {
         label: step.label.clone(),
         offered_rate: step.offered_rate,
         duration_seconds: step.duration.as_secs_f64(),
+        ran_seconds: step.outcome.ran.as_secs_f64(),
         offered: stats.offered,
         completed: stats.completed(),
         errors: stats.errors(),
@@ -115,8 +120,8 @@ pub fn step_report(step: &crate::profile::Step) -> StepReport {
             .by_request
             .iter()
             .map(|((request, outcome), latencies)| RequestRow {
-                request: request.clone(),
-                outcome: outcome.label(),
+                request: request.to_string(),
+                outcome: *outcome,
                 count: latencies.corrected.len(),
                 corrected_ms: percentiles(&latencies.corrected),
                 histogram: encode(&latencies.corrected),

@@ -1,6 +1,6 @@
 //! Terminal output: one live line per second on stderr, and the final table.
 
-use crate::engine::SecondRow;
+use crate::collector::SecondRow;
 use crate::output::report::Report;
 
 fn ms(value: Option<f64>) -> String {

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use grpc_stress::client::{CallKind, Target, call, stub};
 use tonic::transport::Channel;
 
-use crate::stats::Outcome;
+use crate::outcome::Outcome;
 
 pub struct GrpcScenario {
     target: Target,
@@ -42,8 +42,13 @@ impl GrpcScenario {
         Ok(Self { target, kind, calls_per_connection, channels, next: AtomicU64::new(0) })
     }
 
-    pub fn request_name(&self) -> &'static str {
-        self.kind.name()
+    pub fn requests(&self) -> &'static [&'static str] {
+        match self.kind {
+            CallKind::NonStreaming => &["non-streaming"],
+            CallKind::ClientStreaming(_) => &["client-streaming"],
+            CallKind::ServerStreaming(_) => &["server-streaming"],
+            CallKind::BidiStreaming(_) => &["bidi-streaming"],
+        }
     }
 
     pub async fn execute(&self) -> Outcome {
@@ -60,10 +65,7 @@ impl GrpcScenario {
         };
         match call(&mut stub(channel, None), self.kind).await {
             Ok(_) => Outcome::Ok,
-            Err(status) => Outcome::Error(format!(
-                "grpc_{}",
-                grpc_stress::server::metrics::code_name(status.code()).to_ascii_lowercase()
-            )),
+            Err(status) => Outcome::grpc(status.code() as i32),
         }
     }
 }

@@ -15,10 +15,12 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 /// A server with `workers` parallel slots, each busy `service` per request: its
-/// capacity is workers / service requests per second. Counts the requests it served.
+/// capacity is workers / service requests per second. Counts the requests it served,
+/// and those that came over HTTP/2.
 pub struct LimitedServer {
     pub url: String,
     pub served: Arc<AtomicU64>,
+    pub served_http2: Arc<AtomicU64>,
     stop: CancellationToken,
 }
 
@@ -26,13 +28,17 @@ impl LimitedServer {
     pub async fn start(workers: usize, service: Duration) -> Self {
         let slots = Arc::new(Semaphore::new(workers));
         let served = Arc::new(AtomicU64::new(0));
-        let counter = served.clone();
-        let app = axum::Router::new().fallback(move || {
-            let (slots, counter) = (slots.clone(), counter.clone());
+        let served_http2 = Arc::new(AtomicU64::new(0));
+        let (counter, http2) = (served.clone(), served_http2.clone());
+        let app = axum::Router::new().fallback(move |version: axum::http::Version| {
+            let (slots, counter, http2) = (slots.clone(), counter.clone(), http2.clone());
             async move {
                 let _slot = slots.acquire().await.expect("semaphore open");
                 tokio::time::sleep(service).await;
                 counter.fetch_add(1, Ordering::Relaxed);
+                if version == axum::http::Version::HTTP_2 {
+                    http2.fetch_add(1, Ordering::Relaxed);
+                }
                 "ok"
             }
         });
@@ -43,7 +49,7 @@ impl LimitedServer {
         tokio::spawn(async move {
             axum::serve(listener, app).with_graceful_shutdown(async move { signal.cancelled().await }).await
         });
-        Self { url, served, stop }
+        Self { url, served, served_http2, stop }
     }
 }
 
@@ -57,6 +63,6 @@ impl Drop for LimitedServer {
 pub async fn run_loadgen(words: &[&str]) -> (Report, u8) {
     let args = ["loadgen"].iter().chain(words).chain(["--listen", "none"].iter());
     let cli = Cli::try_parse_from(args).expect("valid loadgen options");
-    let (common, profile) = cli.command.into_plan().expect("a load command");
-    loadgen::run::execute(&common, profile, CancellationToken::new(), false).await.expect("loadgen ran")
+    let plan = cli.command.into_plan().expect("a consistent plan").expect("a load command");
+    loadgen::run::execute(&plan, CancellationToken::new(), false).await.expect("loadgen ran")
 }

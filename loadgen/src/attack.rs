@@ -1,0 +1,357 @@
+//! The attack loop: the one place requests are issued, whatever the load model.
+//!
+//! It asks the [`Pacer`] what is due, issues each due request as a task, and collects
+//! every answer into the [`Collector`]. A request due while `--max-in-flight` are
+//! running is dropped, never queued (a queue would hide the overload). Latency runs
+//! from the due time (corrected for coordinated omission) and from the send; how late
+//! the loop itself was is the schedule lag.
+//!
+//! The in-flight cap is the answer channel's capacity: a request is issued only with
+//! a reserved slot in the bounded channel (an `OwnedPermit`), and its task sends its
+//! answer through that slot. The slot is held by a guard, so a task that panics still
+//! answers (outcome `panic`) and the count of requests in flight cannot drift.
+//!
+//! Every step ends within its schedule plus the grace period: arrivals not issued a
+//! second after the schedule's end are dropped (the generator fell behind), and
+//! requests still running when the grace period is over are counted `unfinished`. A
+//! stop (SIGINT/SIGTERM) ends issuing at once and waits half the grace period.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::collector::{Collector, SecondRow};
+use crate::http::Sender;
+use crate::meter::Meter;
+use crate::outcome::{ErrorKind, Outcome};
+use crate::pacer::{Next, Pace, Pacer};
+use crate::scenario::{Scenario, Work};
+use crate::schedule::Segment;
+use crate::stats::Stats;
+
+/// How long after the schedule's end late arrivals may still be issued.
+const LATE_ISSUE: Duration = Duration::from_secs(1);
+/// Most requests issued (or answers filed) in one turn of the loop before it looks at
+/// its other duties again (the stop, the second's end).
+const BATCH: usize = 256;
+
+/// Called once a second with the row and the second's statistics.
+pub type OnSecond<'a> = dyn FnMut(&SecondRow, &Stats) + Send + 'a;
+
+/// What one step produced.
+pub struct StepOutcome {
+    pub stats: Stats,
+    pub seconds: Vec<SecondRow>,
+    /// How long the step issued requests: its planned length, or less when stopped.
+    pub ran: Duration,
+    /// From the first due request to the last answer.
+    pub elapsed: Duration,
+    pub interrupted: bool,
+}
+
+/// The generator: a scenario, the in-flight cap, and the connections lanes own
+/// (kept between steps, as a real user or device keeps its connection).
+pub struct Attacker {
+    pub scenario: Arc<Scenario>,
+    pub max_in_flight: usize,
+    pub seed: u64,
+    pub segment: Segment,
+    pub grace: Duration,
+    lanes: Vec<Option<Sender>>,
+    meter: Meter,
+}
+
+/// An answer, sent through the slot its request reserved.
+struct Answer {
+    slot: u32,
+    request: u8,
+    outcome: Outcome,
+    sent: Instant,
+    finished: Instant,
+    connection: Option<Sender>,
+}
+
+/// Holds a request's reserved slot in the answer channel; answers `panic` if the
+/// request's task ends without answering.
+struct InFlight {
+    permit: Option<mpsc::OwnedPermit<Answer>>,
+    slot: u32,
+    request: u8,
+}
+
+impl InFlight {
+    fn answer(mut self, answer: Answer) {
+        if let Some(permit) = self.permit.take() {
+            permit.send(answer);
+        }
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if let Some(permit) = self.permit.take() {
+            let now = Instant::now();
+            let outcome = Outcome::Error(ErrorKind::Panic);
+            permit.send(Answer {
+                slot: self.slot,
+                request: self.request,
+                outcome,
+                sent: now,
+                finished: now,
+                connection: None,
+            });
+        }
+    }
+}
+
+/// A request in flight.
+#[derive(Clone, Copy)]
+struct Taken {
+    due: Instant,
+    lane: Option<u32>,
+    request: u8,
+}
+
+/// Requests in flight, by slot (the slot travels with the answer, so the loop knows
+/// each request's due time without the task carrying it).
+struct Slots {
+    entries: Vec<Option<Taken>>,
+    free: Vec<u32>,
+    used: usize,
+}
+
+impl Slots {
+    fn new() -> Self {
+        Self { entries: Vec::new(), free: Vec::new(), used: 0 }
+    }
+
+    fn take(&mut self, due: Instant, lane: Option<u32>, request: u8) -> u32 {
+        self.used += 1;
+        let taken = Some(Taken { due, lane, request });
+        match self.free.pop() {
+            Some(slot) => {
+                self.entries[slot as usize] = taken;
+                slot
+            }
+            None => {
+                self.entries.push(taken);
+                (self.entries.len() - 1) as u32
+            }
+        }
+    }
+
+    fn give_back(&mut self, slot: u32) -> Option<Taken> {
+        let entry = self.entries.get_mut(slot as usize)?.take()?;
+        self.used -= 1;
+        self.free.push(slot);
+        Some(entry)
+    }
+
+    fn drain(&mut self) -> impl Iterator<Item = Taken> + '_ {
+        self.used = 0;
+        self.free.clear();
+        self.entries.drain(..).flatten()
+    }
+}
+
+enum Phase {
+    Issuing,
+    /// Waiting for what is in flight until the deadline.
+    Draining(Instant),
+}
+
+impl Attacker {
+    pub fn new(scenario: Arc<Scenario>, max_in_flight: usize, seed: u64, segment: Segment, grace: Duration) -> Self {
+        let meter = Meter::new(scenario.name(), scenario.requests(), segment);
+        Self { scenario, max_in_flight, seed, segment, grace, lanes: Vec::new(), meter }
+    }
+
+    /// Runs the load `pace` describes, as step `label`, until the schedule ends and
+    /// its answers are in (or `stop`). Seconds are numbered from `run_start`.
+    pub async fn run(
+        &mut self,
+        pace: &Pace,
+        label: &str,
+        run_start: Instant,
+        stop: &CancellationToken,
+        on_second: &mut OnSecond<'_>,
+    ) -> StepOutcome {
+        let start = Instant::now();
+        let mut pacer: Pacer = pace.start(start, self.segment, self.seed);
+        let end = pacer.end();
+        let lanes = pacer.lanes();
+        if let Some(lanes) = lanes
+            && self.lanes.len() < lanes as usize
+        {
+            self.lanes.resize_with(lanes as usize, || None);
+        }
+        // Lanes each have one request at most; the open model is capped.
+        let capacity = lanes.map_or(self.max_in_flight, |lanes| lanes as usize).max(1);
+        let (answers_tx, mut answers) = mpsc::channel::<Answer>(capacity);
+        let mut slots = Slots::new();
+        let mut collector = Collector::new(label);
+        let share = 1.0 / f64::from(self.segment.count);
+        self.meter.step_started(pacer.rate_at(Duration::ZERO).map(|rate| rate * share));
+
+        let mut phase = Phase::Issuing;
+        let mut interrupted = false;
+        let mut ran = end.saturating_duration_since(start);
+        let mut next_second = start + Duration::from_secs(1);
+        let second_of = |at: Instant| at.saturating_duration_since(run_start).as_secs().saturating_sub(1);
+        loop {
+            // Issue what is due, a batch at a time.
+            let mut wake = None;
+            if matches!(phase, Phase::Issuing) {
+                let now = Instant::now();
+                if now >= end + LATE_ISSUE {
+                    collector.dropped(pacer.abandon());
+                    phase = Phase::Draining(end + self.grace);
+                } else {
+                    let mut issued = 0;
+                    while issued < BATCH {
+                        match pacer.next(now) {
+                            Next::Due(arrival) => {
+                                issued += 1;
+                                let work = Work { k: arrival.k, lane: arrival.lane, action: arrival.action };
+                                let sent = self.issue(work, arrival.due, now, &answers_tx, &mut slots, &mut collector);
+                                if let (false, Some(lane)) = (sent, arrival.lane) {
+                                    pacer.finished(lane, now); // dropped: the lane is free again
+                                }
+                            }
+                            Next::At(at) => {
+                                wake = Some(at);
+                                break;
+                            }
+                            Next::AwaitCompletion => break,
+                            Next::Done => {
+                                phase = Phase::Draining(end.max(now) + self.grace);
+                                break;
+                            }
+                        }
+                    }
+                    if issued == BATCH {
+                        wake = Some(now); // more may be due: come straight back
+                    }
+                    collector.dropped(pacer.take_skipped());
+                }
+            }
+            if let Phase::Draining(_) = phase
+                && slots.used == 0
+            {
+                break;
+            }
+            let deadline = match phase {
+                Phase::Draining(deadline) => Some(deadline),
+                Phase::Issuing => Some(end + LATE_ISSUE),
+            };
+            let wake_at = match (wake, deadline) {
+                (Some(wake), Some(deadline)) => wake.min(deadline),
+                (None, deadline) => deadline.unwrap_or(next_second),
+                (wake, None) => wake.unwrap_or(next_second),
+            };
+            tokio::select! {
+                biased;
+                _ = stop.cancelled(), if !interrupted => {
+                    interrupted = true;
+                    let now = Instant::now();
+                    ran = now.saturating_duration_since(start).min(ran);
+                    phase = Phase::Draining(now + self.grace / 2);
+                }
+                Some(answer) = answers.recv() => {
+                    self.file(answer, &mut slots, &mut collector, &mut pacer);
+                    for _ in 1..BATCH {
+                        match answers.try_recv() {
+                            Ok(answer) => self.file(answer, &mut slots, &mut collector, &mut pacer),
+                            Err(_) => break,
+                        }
+                    }
+                }
+                _ = tokio::time::sleep_until(next_second) => {
+                    let rate = pacer.rate_at(next_second.saturating_duration_since(start) - Duration::from_millis(500));
+                    self.meter.in_flight(slots.used);
+                    collector.close_second(second_of(next_second), rate.map(|rate| rate * share), on_second);
+                    next_second += Duration::from_secs(1);
+                }
+                _ = tokio::time::sleep_until(wake_at) => {
+                    if let Phase::Draining(deadline) = phase
+                        && Instant::now() >= deadline
+                    {
+                        break;
+                    }
+                }
+            }
+        }
+        // Whatever still runs is past its time: count it, and forget its lane's connection.
+        let now = Instant::now();
+        for Taken { due, lane, request } in slots.drain() {
+            let waited = now.saturating_duration_since(due);
+            let name = self.request_name(request);
+            collector.completed(name, Outcome::Error(ErrorKind::Unfinished), waited, waited);
+            if let Some(lane) = lane {
+                self.lanes[lane as usize] = None;
+            }
+        }
+        if !collector.second_is_empty() {
+            let rate = pacer.rate_at(now.saturating_duration_since(start)).map(|rate| rate * share);
+            collector.close_second(second_of(next_second), rate, on_second);
+        }
+        self.meter.in_flight(0);
+        let (stats, seconds) = collector.finish();
+        StepOutcome { stats, seconds, ran, elapsed: now.saturating_duration_since(start), interrupted }
+    }
+
+    /// Issues `work` (due at `due`, issued `now`); `false` when every slot was taken
+    /// and it was counted dropped instead.
+    fn issue(
+        &mut self,
+        work: Work,
+        due: Instant,
+        now: Instant,
+        answers: &mpsc::Sender<Answer>,
+        slots: &mut Slots,
+        collector: &mut Collector,
+    ) -> bool {
+        let lag = now.saturating_duration_since(due);
+        self.meter.lag(lag);
+        let Ok(permit) = answers.clone().try_reserve_owned() else {
+            collector.dropped(1);
+            self.meter.dropped();
+            return false;
+        };
+        collector.issued(lag);
+        let request = self.scenario.pick(&work, self.seed);
+        let slot = slots.take(due, work.lane, request);
+        let connection = work.lane.and_then(|lane| self.lanes[lane as usize].take());
+        let (scenario, seed) = (self.scenario.clone(), self.seed);
+        tokio::spawn(async move {
+            let guard = InFlight { permit: Some(permit), slot, request };
+            let mut connection = connection;
+            let sent = Instant::now();
+            let own = work.lane.map(|_| &mut connection);
+            let outcome = scenario.execute(work, request, seed, own).await;
+            guard.answer(Answer { slot, request, outcome, sent, finished: Instant::now(), connection });
+        });
+        true
+    }
+
+    fn request_name(&self, request: u8) -> &'static str {
+        self.scenario.requests().get(usize::from(request)).copied().unwrap_or("unknown")
+    }
+
+    /// Files an answer: statistics, metrics, the lane's connection back, the lane free.
+    fn file(&mut self, answer: Answer, slots: &mut Slots, collector: &mut Collector, pacer: &mut Pacer) {
+        let Some(Taken { due, lane, .. }) = slots.give_back(answer.slot) else { return };
+        let name = self.request_name(answer.request);
+        let corrected = answer.finished.saturating_duration_since(due);
+        let uncorrected = answer.finished.saturating_duration_since(answer.sent);
+        collector.completed(name, answer.outcome, corrected, uncorrected);
+        self.meter.answered(answer.request, answer.outcome, corrected);
+        if let Some(lane) = lane {
+            self.lanes[lane as usize] = answer.connection;
+            pacer.finished(lane, Instant::now());
+        }
+    }
+}

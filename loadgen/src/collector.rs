@@ -1,0 +1,170 @@
+//! The collector: files what happened to each request under its step and its second.
+//! Pure (no clocks, no I/O, no metrics): the attack loop hands it durations and
+//! outcomes, and it hands back statistics, so it can be tested on its own and its
+//! results merged exactly with other instances'.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::outcome::Outcome;
+use crate::stats::Stats;
+
+/// One second of a run, for the live line, the CSV and the live view.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct SecondRow {
+    /// Seconds since the run started.
+    pub second: u64,
+    pub step: String,
+    /// The schedule's rate in that second (the closed models: what was sent).
+    pub offered_rate: f64,
+    pub sent: u64,
+    pub completed: u64,
+    pub ok: u64,
+    pub errors: u64,
+    pub dropped: u64,
+    /// Latency of successful requests from their due time, ms.
+    pub p50_ms: Option<f64>,
+    #[serde(default)]
+    pub p90_ms: Option<f64>,
+    pub p99_ms: Option<f64>,
+    /// p99 from the actual send instead (what a tool with coordinated omission shows).
+    #[serde(default)]
+    pub p99_uncorrected_ms: Option<f64>,
+    /// p99 of how late the generator sent (its own saturation).
+    #[serde(default)]
+    pub lag_p99_ms: Option<f64>,
+}
+
+/// One step's statistics and its seconds.
+pub struct Collector {
+    label: String,
+    step: Stats,
+    second: Stats,
+    second_sent: u64,
+    rows: Vec<SecondRow>,
+}
+
+fn ms(duration: Option<Duration>) -> Option<f64> {
+    duration.map(|duration| duration.as_secs_f64() * 1000.0)
+}
+
+impl Collector {
+    pub fn new(label: &str) -> Self {
+        Self {
+            label: label.to_string(),
+            step: Stats::default(),
+            second: Stats::default(),
+            second_sent: 0,
+            rows: Vec::new(),
+        }
+    }
+
+    /// A request was sent, `lag` after it was due.
+    pub fn issued(&mut self, lag: Duration) {
+        for stats in [&mut self.step, &mut self.second] {
+            stats.offered += 1;
+            stats.record_lag(lag);
+        }
+        self.second_sent += 1;
+    }
+
+    /// `count` requests were due and not sent.
+    pub fn dropped(&mut self, count: u64) {
+        for stats in [&mut self.step, &mut self.second] {
+            stats.offered += count;
+            stats.dropped += count;
+        }
+    }
+
+    /// A request ended: `corrected` is from its due time, `uncorrected` from its send.
+    pub fn completed(&mut self, request: &'static str, outcome: Outcome, corrected: Duration, uncorrected: Duration) {
+        self.step.record(request, outcome, corrected, uncorrected);
+        self.second.record(request, outcome, corrected, uncorrected);
+    }
+
+    /// Ends the current second (numbered from the run's start): the row goes to
+    /// `on_second` with the second's statistics, then the second starts afresh.
+    /// `offered_rate` is the schedule's rate then (`None`: what was sent).
+    pub fn close_second(
+        &mut self,
+        second: u64,
+        offered_rate: Option<f64>,
+        on_second: &mut dyn FnMut(&SecondRow, &Stats),
+    ) {
+        let corrected = self.second.ok_latency(true);
+        let uncorrected = self.second.ok_latency(false);
+        let at = |histogram: &hdrhistogram::Histogram<u64>, quantile: f64| {
+            (!histogram.is_empty()).then(|| histogram.value_at_quantile(quantile) as f64 / 1000.0)
+        };
+        let row = SecondRow {
+            second,
+            step: self.label.clone(),
+            offered_rate: offered_rate.unwrap_or(self.second_sent as f64),
+            sent: self.second_sent,
+            completed: self.second.completed(),
+            ok: self.second.ok(),
+            errors: self.second.errors(),
+            dropped: self.second.dropped,
+            p50_ms: at(&corrected, 0.5),
+            p90_ms: at(&corrected, 0.9),
+            p99_ms: at(&corrected, 0.99),
+            p99_uncorrected_ms: at(&uncorrected, 0.99),
+            lag_p99_ms: ms(self
+                .second
+                .schedule_lag
+                .as_ref()
+                .filter(|lag| !lag.is_empty())
+                .map(|lag| Duration::from_micros(lag.value_at_quantile(0.99)))),
+        };
+        on_second(&row, &self.second);
+        self.rows.push(row);
+        self.second.clear();
+        self.second_sent = 0;
+    }
+
+    /// Whether anything happened in the current second.
+    pub fn second_is_empty(&self) -> bool {
+        self.second.offered == 0 && self.second.completed() == 0
+    }
+
+    pub fn step(&self) -> &Stats {
+        &self.step
+    }
+
+    pub fn finish(self) -> (Stats, Vec<SecondRow>) {
+        (self.step, self.rows)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::outcome::ErrorKind;
+
+    #[test]
+    fn seconds_and_the_step_count_the_same_requests() {
+        let mut collector = Collector::new("step 1");
+        let mut rows = Vec::new();
+        for _ in 0..3 {
+            collector.issued(Duration::from_millis(1));
+        }
+        collector.dropped(2);
+        collector.completed("get", Outcome::Ok, Duration::from_millis(10), Duration::from_millis(2));
+        collector.completed("get", Outcome::Error(ErrorKind::Timeout), Duration::from_secs(1), Duration::from_secs(1));
+        collector.close_second(0, Some(5.0), &mut |row, stats| rows.push((row.clone(), stats.completed())));
+        collector.completed("get", Outcome::Ok, Duration::from_millis(30), Duration::from_millis(30));
+        collector.close_second(1, None, &mut |row, stats| rows.push((row.clone(), stats.completed())));
+        assert_eq!(rows[0].0.sent, 3);
+        assert_eq!(rows[0].0.dropped, 2);
+        assert_eq!((rows[0].0.ok, rows[0].0.errors), (1, 1));
+        assert_eq!(rows[0].1, 2, "the second's own statistics go with its row");
+        assert!((rows[0].0.p99_ms.unwrap() - 10.0).abs() < 0.1);
+        assert!((rows[0].0.p99_uncorrected_ms.unwrap() - 2.0).abs() < 0.1);
+        assert_eq!(rows[1].0.offered_rate, 0.0, "nothing sent in the second second");
+        assert_eq!(rows[1].0.completed, 1);
+        let (step, seconds) = collector.finish();
+        assert_eq!((step.offered, step.dropped, step.completed(), step.ok()), (5, 2, 3, 2));
+        assert_eq!(seconds.len(), 2);
+    }
+}

@@ -1,0 +1,189 @@
+//! One HTTP connection to the target: TCP (no Nagle), TLS when the target is
+//! `https://`, then hyper's HTTP/1.1 or HTTP/2 handshake. The sending half is what
+//! callers keep ([`Sender`]); the connection itself runs in a task of its own and ends
+//! when the sender is dropped or the peer closes.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
+use hyper::client::conn::{http1, http2};
+use hyper::{Request, Response};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+
+use super::target::{Security, Target};
+use super::tls::{Trust, client_config, server_name};
+use crate::outcome::ErrorKind;
+
+pub type Body = Full<Bytes>;
+
+/// The sending half of one connection.
+pub enum Sender {
+    Http1(http1::SendRequest<Body>),
+    Http2(http2::SendRequest<Body>),
+}
+
+/// A request that could not be sent, and whether it may be retried on another
+/// connection (it never left this one).
+pub struct SendError {
+    pub kind: ErrorKind,
+    pub unsent: Option<Request<Body>>,
+}
+
+impl Sender {
+    pub fn is_closed(&self) -> bool {
+        match self {
+            Sender::Http1(sender) => sender.is_closed(),
+            Sender::Http2(sender) => sender.is_closed(),
+        }
+    }
+
+    /// Whether more than one request may use this connection at once.
+    pub fn multiplexes(&self) -> bool {
+        matches!(self, Sender::Http2(_))
+    }
+
+    pub fn clone_shared(&self) -> Option<Sender> {
+        match self {
+            Sender::Http2(sender) => Some(Sender::Http2(sender.clone())),
+            Sender::Http1(_) => None,
+        }
+    }
+
+    /// Sends `request` and returns the answer's head (its body still to be read).
+    pub async fn send(&mut self, request: Request<Body>) -> Result<Response<Incoming>, SendError> {
+        let failed = |error: hyper::Error| SendError { kind: classify_hyper(&error), unsent: None };
+        match self {
+            Sender::Http1(sender) => {
+                sender.ready().await.map_err(|error| SendError { unsent: None, ..failed(error) })?;
+                sender.try_send_request(request).await.map_err(|mut error| {
+                    let unsent = error.take_message();
+                    SendError { kind: classify_hyper(error.error()), unsent }
+                })
+            }
+            Sender::Http2(sender) => {
+                sender.ready().await.map_err(failed)?;
+                sender.try_send_request(request).await.map_err(|mut error| {
+                    let unsent = error.take_message();
+                    SendError { kind: classify_hyper(error.error()), unsent }
+                })
+            }
+        }
+    }
+}
+
+/// Opens connections to one target.
+pub struct Connector {
+    target: Target,
+    addresses: Vec<SocketAddr>,
+    tls: Option<TlsConnector>,
+    http2: bool,
+}
+
+impl Connector {
+    /// Resolves the target's host once, and prepares TLS for `https://`.
+    pub async fn new(target: &Target, trust: &Trust, http2: bool) -> Result<Arc<Self>, String> {
+        let addresses: Vec<SocketAddr> = tokio::net::lookup_host((target.host.as_str(), target.port))
+            .await
+            .map_err(|error| format!("cannot resolve `{}`: {error}", target.host))?
+            .collect();
+        if addresses.is_empty() {
+            return Err(format!("`{}` resolves to no address", target.host));
+        }
+        let tls = match target.security {
+            Security::Plain => None,
+            Security::Tls => {
+                server_name(&target.host)?;
+                Some(TlsConnector::from(client_config(trust, http2)?))
+            }
+        };
+        Ok(Arc::new(Self { target: target.clone(), addresses, tls, http2 }))
+    }
+
+    pub fn target(&self) -> &Target {
+        &self.target
+    }
+
+    /// Whether connections speak HTTP/2 (`--http2`).
+    pub fn http2(&self) -> bool {
+        self.http2
+    }
+
+    /// A new connection, tried on each resolved address in turn.
+    pub async fn connect(&self) -> Result<Sender, ErrorKind> {
+        let mut failure = ErrorKind::ConnectError;
+        for address in &self.addresses {
+            match TcpStream::connect(address).await {
+                Ok(stream) => {
+                    let _ = stream.set_nodelay(true);
+                    return self.handshake(stream).await;
+                }
+                Err(error) if error.kind() == std::io::ErrorKind::ConnectionRefused => {
+                    failure = ErrorKind::ConnectRefused;
+                }
+                Err(_) => failure = ErrorKind::ConnectError,
+            }
+        }
+        Err(failure)
+    }
+
+    async fn handshake(&self, stream: TcpStream) -> Result<Sender, ErrorKind> {
+        match &self.tls {
+            None => self.http(TokioIo::new(stream)).await,
+            Some(tls) => {
+                let name = server_name(&self.target.host).map_err(|_| ErrorKind::Tls)?;
+                let stream = tls.connect(name, stream).await.map_err(|_| ErrorKind::Tls)?;
+                self.http(TokioIo::new(stream)).await
+            }
+        }
+    }
+
+    async fn http<T>(&self, io: TokioIo<T>) -> Result<Sender, ErrorKind>
+    where
+        T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        if self.http2 {
+            let (sender, connection) =
+                http2::handshake(TokioExecutor::new(), io).await.map_err(|error| classify_hyper(&error))?;
+            tokio::spawn(connection);
+            Ok(Sender::Http2(sender))
+        } else {
+            let (sender, connection) =
+                http1::Builder::new().handshake(io).await.map_err(|error| classify_hyper(&error))?;
+            tokio::spawn(connection);
+            Ok(Sender::Http1(sender))
+        }
+    }
+}
+
+/// Names a hyper error by its kind, and by the I/O error beneath it.
+pub fn classify_hyper(error: &hyper::Error) -> ErrorKind {
+    if error.is_timeout() {
+        return ErrorKind::Timeout;
+    }
+    if error.is_parse() || error.is_parse_status() || error.is_parse_too_large() {
+        return ErrorKind::Protocol;
+    }
+    if error.is_incomplete_message() || error.is_closed() || error.is_canceled() {
+        return ErrorKind::ConnectionLost;
+    }
+    let mut source = std::error::Error::source(error);
+    while let Some(inner) = source {
+        if let Some(io) = inner.downcast_ref::<std::io::Error>() {
+            use std::io::ErrorKind as Io;
+            return match io.kind() {
+                Io::ConnectionRefused => ErrorKind::ConnectRefused,
+                Io::ConnectionReset | Io::ConnectionAborted | Io::BrokenPipe | Io::UnexpectedEof => {
+                    ErrorKind::ConnectionLost
+                }
+                Io::TimedOut => ErrorKind::Timeout,
+                _ => ErrorKind::Transport,
+            };
+        }
+        source = inner.source();
+    }
+    ErrorKind::Transport
+}
