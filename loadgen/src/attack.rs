@@ -355,3 +355,23 @@ impl Attacker {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_request_that_panics_still_answers_and_frees_its_slot() {
+        let (answers, mut received) = mpsc::channel::<Answer>(1);
+        let permit = answers.clone().try_reserve_owned().unwrap();
+        assert_eq!(answers.capacity(), 0, "the only slot is taken");
+        let task = tokio::spawn(async move {
+            let _guard = InFlight { permit: Some(permit), slot: 7, request: 1 };
+            panic!("a bug in a scenario");
+        });
+        assert!(task.await.unwrap_err().is_panic());
+        let answer = received.recv().await.unwrap();
+        assert_eq!((answer.slot, answer.request, answer.outcome), (7, 1, Outcome::Error(ErrorKind::Panic)));
+        assert_eq!(answers.capacity(), 1, "the slot is free again");
+    }
+}

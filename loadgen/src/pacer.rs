@@ -268,6 +268,8 @@ impl Routines {
     ) -> Self {
         let mut rng = SmallRng::seed_from_u64(seed);
         let end = start + length;
+        // A zero period would tick forever at one instant; the options refuse it, and so does this.
+        let periods: Vec<Duration> = periods.into_iter().map(|period| period.max(Duration::from_millis(1))).collect();
         let mut timers = BinaryHeap::with_capacity(lanes as usize * periods.len());
         for lane in (0..lanes).filter(|lane| segment.contains(u64::from(*lane))) {
             for (action, period) in periods.iter().enumerate() {

@@ -72,3 +72,65 @@ async fn a_dying_target_is_counted_errors_not_a_crash() {
     assert_eq!(step.completed, 50);
     assert!(step.requests.iter().all(|row| row.outcome.to_string() == "connect_refused"), "{:?}", step.requests);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_even_the_first_step_breaks_the_verdict_says_so() {
+    // 2 workers × 50 ms: 40 requests/s; the search starts at 200/s.
+    let server = LimitedServer::start(2, Duration::from_millis(50)).await;
+    let (report, code) = run_loadgen(&[
+        "breakpoint",
+        "--scenario",
+        "http",
+        "--target",
+        &server.url,
+        "--start-rate",
+        "200",
+        "--step-duration",
+        "1s",
+        "--slo-latency",
+        "50ms",
+        "--timeout",
+        "2s",
+    ])
+    .await;
+    assert_eq!(code, loadgen::exit::THRESHOLD);
+    assert!(report.verdict.starts_with("no rate held"), "{}", report.verdict);
+    let point = report.breaking_point.unwrap();
+    assert_eq!((point.rate, point.broken_rate), (None, Some(200.0)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prometheus_whose_queries_fail_gives_no_verdict_and_says_why() {
+    // Ready at start (so the run goes ahead), then every query is refused.
+    let app = axum::Router::new()
+        .route("/-/ready", axum::routing::get(|| async { "Prometheus Server is Ready." }))
+        .fallback(|| async { (axum::http::StatusCode::SERVICE_UNAVAILABLE, "down") });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let prometheus = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let server = LimitedServer::start(2, Duration::from_millis(20)).await;
+    let signals = concat!(env!("CARGO_MANIFEST_DIR"), "/../monitoring/bottlenecks.toml");
+    let (report, _) = run_loadgen(&[
+        "breakpoint",
+        "--scenario",
+        "http",
+        "--target",
+        &server.url,
+        "--start-rate",
+        "50",
+        "--step-duration",
+        "1s",
+        "--refine",
+        "0",
+        "--slo-latency",
+        "50ms",
+        "--prometheus",
+        &prometheus,
+        "--bottlenecks",
+        signals,
+    ])
+    .await;
+    let analysis = report.bottlenecks.expect("the analysis ran");
+    assert!(analysis.verdict.starts_with("no verdict: every query to Prometheus failed"), "{}", analysis.verdict);
+    assert!(analysis.ranking.iter().all(|reading| reading.error.is_some()));
+}

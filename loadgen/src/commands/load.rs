@@ -16,7 +16,7 @@ pub async fn load(plan: Plan) -> u8 {
             code
         }
         Ok(Err(error)) => {
-            eprintln!("loadgen: {error}");
+            eprintln!("loadgen: error: {error}");
             error.exit_code()
         }
         Err(panic) => {

@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod nginx;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -65,4 +67,13 @@ pub async fn run_loadgen(words: &[&str]) -> (Report, u8) {
     let cli = Cli::try_parse_from(args).expect("valid loadgen options");
     let plan = cli.command.into_plan().expect("a consistent plan").expect("a load command");
     loadgen::run::execute(&plan, CancellationToken::new(), false).await.expect("loadgen ran")
+}
+
+/// A step's outcomes in a line: `ok×120, http_400×3`.
+pub fn outcomes(step: &loadgen::output::report::StepReport) -> String {
+    step.requests
+        .iter()
+        .map(|row| format!("{}:{}×{}", row.request, row.outcome, row.count))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
