@@ -11,7 +11,10 @@ use hyper::body::Bytes;
 use hyper::header::{CONTENT_TYPE, HeaderValue};
 use tokio_util::sync::CancellationToken;
 
+use loadlab_telemetry::MetricsRecorder;
+
 use crate::attack::Attacker;
+use crate::breakpoint::BreakpointPlan;
 use crate::cli::{CommonArgs, ScenarioKind};
 use crate::collector::SecondRow;
 use crate::exit;
@@ -74,41 +77,10 @@ pub fn prepare_out(dir: &Path) -> Result<(), RunError> {
 /// Runs `plan`; `live` prints a line per second. Returns the report and exit code.
 pub async fn execute(plan: &Plan, stop: CancellationToken, live: bool) -> Result<(Report, u8), RunError> {
     let Plan { common, profile } = plan;
-    if let Some(dir) = &common.out {
-        prepare_out(dir)?;
-    }
-    let analysis_source = match profile {
-        Profile::Breakpoint(plan) => plan.analysis.clone(),
-        _ => None,
-    };
-    let signals = analysis_source.as_ref().map(|source| crate::bottleneck::load(&source.signals)).transpose()?;
-    let prometheus = analysis_source.as_ref().map(|source| Prometheus::new(&source.prometheus));
-    if let Some(prometheus) = &prometheus {
-        prometheus.ready().await.map_err(RunError::Prometheus)?;
-    }
-
-    let recorder = loadlab_telemetry::MetricsRecorder::install("loadgen", &crate::metrics::histograms())?;
-    crate::metrics::describe();
-    if let Some(address) = common.listen {
-        let listener =
-            tokio::net::TcpListener::bind(address).await.map_err(|source| RunError::Listen { address, source })?;
-        let recorder = recorder.clone();
-        let app = axum::Router::new().route(
-            "/metrics",
-            axum::routing::get(move || {
-                let recorder = recorder.clone();
-                async move { recorder.render() }
-            }),
-        );
-        tokio::spawn(async move { axum::serve(listener, app).await });
-    }
+    let analysis = preflight(common, profile).await?;
+    let recorder = serve_metrics(common.listen).await?;
     let run_id = common.run_id.clone().unwrap_or_else(|| chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string());
-    let pusher = common
-        .pushgateway
-        .as_deref()
-        .map(|base| crate::push::Pusher::new(base, &run_id, common.segment, recorder.clone()));
-    let pushing = CancellationToken::new();
-    let periodic = pusher.as_ref().map(|pusher| pusher.spawn_periodic(common.push_interval, pushing.clone()));
+    let pushing = Pushing::start(common, &run_id, recorder);
 
     let scenario = Arc::new(scenario(common, &stop).await?);
     let devices = match &*scenario {
@@ -126,69 +98,12 @@ pub async fn execute(plan: &Plan, stop: CancellationToken, live: bool) -> Result
     let started_at = chrono::Utc::now().to_rfc3339();
     let outcome = profile::run(&mut attacker, profile, devices, &stop, &mut on_second).await;
 
-    let bottlenecks = match (&prometheus, &signals, &outcome.breaking_point) {
-        (Some(prometheus), Some(signals), Some(point)) if !outcome.interrupted => {
-            let window_of = |rate: Option<f64>| {
-                let step = outcome.steps.iter().find(|step| Some(step.offered_rate) == rate)?;
-                Some(crate::bottleneck::Window { end: step.ended_at, length: step.duration })
-            };
-            // Let Prometheus scrape the last seconds before asking.
-            tokio::select! {
-                _ = tokio::time::sleep(std::time::Duration::from_secs(2)) => {}
-                _ = stop.cancelled() => {}
-            }
-            let analysis = tokio::select! {
-                analysis = crate::bottleneck::analyse(prometheus, signals, window_of(point.rate), window_of(point.broken_rate)) => Some(analysis),
-                _ = stop.cancelled() => None,
-            };
-            if let Some(analysis) = &analysis {
-                eprintln!("loadgen: bottleneck: {}", analysis.verdict);
-            }
-            analysis
-        }
+    let bottlenecks = match analysis {
+        Some(analysis) if !outcome.interrupted => analysis.run(&outcome, &stop).await,
         _ => None,
     };
-    pushing.cancel();
-    if let Some(periodic) = periodic {
-        let _ = periodic.await;
-    }
-    // The final push, after the breaking point gauge is set.
-    let pushed = match &pusher {
-        Some(pusher) => match pusher.push().await {
-            Ok(()) => Some(pusher.url().to_string()),
-            Err(error) => {
-                eprintln!("loadgen: warning: final push to {} failed: {error}", pusher.url());
-                None
-            }
-        },
-        None => None,
-    };
-
-    // Thresholds judge the whole run; in a breakpoint search, the steps that held.
-    let mut judged = Stats::default();
-    for step in &outcome.steps {
-        if step.held != Some(false) {
-            // Every step's statistics come from this process: same bounds.
-            let _ = judged.merge(&step.outcome.stats);
-        }
-    }
-    let thresholds: Vec<ThresholdReport> = common
-        .thresholds
-        .iter()
-        .map(|threshold| ThresholdReport { threshold: threshold.text().to_string(), broken: threshold.check(&judged) })
-        .collect();
-    let any_broken = thresholds.iter().any(|threshold| threshold.broken.is_some());
-    let first_step_broke = outcome.breaking_point.as_ref().is_some_and(|point| point.rate.is_none());
-    let (verdict, code) = if outcome.interrupted {
-        ("interrupted: stopped before the end; figures cover what ran".to_string(), exit::INTERRUPTED)
-    } else if first_step_broke {
-        let start = outcome.steps.first().map_or(0.0, |step| step.offered_rate);
-        (format!("no rate held: even the first step ({start:.0}/s) broke the SLO; start lower"), exit::THRESHOLD)
-    } else if any_broken {
-        ("a threshold broke".to_string(), exit::THRESHOLD)
-    } else {
-        ("held".to_string(), exit::HELD)
-    };
+    let pushed = pushing.finish().await;
+    let (thresholds, verdict, code) = judge(common, &outcome);
     let report = Report {
         loadgen_version: env!("CARGO_PKG_VERSION").to_string(),
         started_at,
@@ -213,6 +128,129 @@ pub async fn execute(plan: &Plan, stop: CancellationToken, live: bool) -> Result
             .map_err(|source| RunError::Write { path: dir.display().to_string(), source })?;
     }
     Ok((report, code))
+}
+
+/// What can be checked before load starts: the output directory, the signals file,
+/// Prometheus. Returns the bottleneck analysis to run afterwards, if asked for.
+async fn preflight(common: &CommonArgs, profile: &Profile) -> Result<Option<Analysis>, RunError> {
+    if let Some(dir) = &common.out {
+        prepare_out(dir)?;
+    }
+    let Profile::Breakpoint(BreakpointPlan { analysis: Some(source), .. }) = profile else { return Ok(None) };
+    let signals = crate::bottleneck::load(&source.signals)?;
+    let prometheus = Prometheus::new(&source.prometheus);
+    prometheus.ready().await.map_err(RunError::Prometheus)?;
+    Ok(Some(Analysis { prometheus, signals }))
+}
+
+/// Serves `/metrics` on `listen` (when given); returns the recorder.
+async fn serve_metrics(listen: Option<std::net::SocketAddr>) -> Result<MetricsRecorder, RunError> {
+    let recorder = MetricsRecorder::install("loadgen", &crate::metrics::histograms())?;
+    crate::metrics::describe();
+    if let Some(address) = listen {
+        let listener =
+            tokio::net::TcpListener::bind(address).await.map_err(|source| RunError::Listen { address, source })?;
+        let served = recorder.clone();
+        let app = axum::Router::new().route(
+            "/metrics",
+            axum::routing::get(move || {
+                let recorder = served.clone();
+                async move { recorder.render() }
+            }),
+        );
+        tokio::spawn(async move { axum::serve(listener, app).await });
+    }
+    Ok(recorder)
+}
+
+/// Pushes to the Pushgateway while the run goes on, and once more at the end.
+struct Pushing {
+    pusher: Option<crate::push::Pusher>,
+    stop: CancellationToken,
+    periodic: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Pushing {
+    fn start(common: &CommonArgs, run_id: &str, recorder: MetricsRecorder) -> Self {
+        let pusher =
+            common.pushgateway.as_deref().map(|base| crate::push::Pusher::new(base, run_id, common.segment, recorder));
+        let stop = CancellationToken::new();
+        let periodic = pusher.as_ref().map(|pusher| pusher.spawn_periodic(common.push_interval, stop.clone()));
+        Self { pusher, stop, periodic }
+    }
+
+    /// The final push, after the breaking point gauge is set; where it went.
+    async fn finish(self) -> Option<String> {
+        self.stop.cancel();
+        if let Some(periodic) = self.periodic {
+            let _ = periodic.await;
+        }
+        let pusher = self.pusher?;
+        match pusher.push().await {
+            Ok(()) => Some(pusher.url().to_string()),
+            Err(error) => {
+                eprintln!("loadgen: warning: final push to {} failed: {error}", pusher.url());
+                None
+            }
+        }
+    }
+}
+
+/// The bottleneck analysis a breakpoint search asked for.
+struct Analysis {
+    prometheus: Prometheus,
+    signals: Vec<crate::bottleneck::Signal>,
+}
+
+impl Analysis {
+    /// Reads the signals over the last held and the first broken step.
+    async fn run(self, outcome: &profile::ProfileRun, stop: &CancellationToken) -> Option<crate::bottleneck::Analysis> {
+        let point = outcome.breaking_point.as_ref()?;
+        let window_of = |rate: Option<f64>| {
+            let step = outcome.steps.iter().find(|step| Some(step.offered_rate) == rate)?;
+            Some(crate::bottleneck::Window { end: step.ended_at, length: step.duration })
+        };
+        // Let Prometheus scrape the last seconds before asking.
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_secs(2)) => {}
+            _ = stop.cancelled() => return None,
+        }
+        let (held, broke) = (window_of(point.rate), window_of(point.broken_rate));
+        let analysis = tokio::select! {
+            analysis = crate::bottleneck::analyse(&self.prometheus, &self.signals, held, broke) => analysis,
+            _ = stop.cancelled() => return None,
+        };
+        eprintln!("loadgen: bottleneck: {}", analysis.verdict);
+        Some(analysis)
+    }
+}
+
+/// Thresholds (over the whole run; in a breakpoint search, the steps that held), the
+/// verdict in words, and the exit code.
+fn judge(common: &CommonArgs, outcome: &profile::ProfileRun) -> (Vec<ThresholdReport>, String, u8) {
+    let mut judged = Stats::default();
+    for step in outcome.steps.iter().filter(|step| step.held != Some(false)) {
+        // Every step's statistics come from this process: same bounds.
+        let _ = judged.merge(&step.outcome.stats);
+    }
+    let thresholds: Vec<ThresholdReport> = common
+        .thresholds
+        .iter()
+        .map(|threshold| ThresholdReport { threshold: threshold.text().to_string(), broken: threshold.check(&judged) })
+        .collect();
+    let any_broken = thresholds.iter().any(|threshold| threshold.broken.is_some());
+    let first_step_broke = outcome.breaking_point.as_ref().is_some_and(|point| point.rate.is_none());
+    let (verdict, code) = if outcome.interrupted {
+        ("interrupted: stopped before the end; figures cover what ran".to_string(), exit::INTERRUPTED)
+    } else if first_step_broke {
+        let start = outcome.steps.first().map_or(0.0, |step| step.offered_rate);
+        (format!("no rate held: even the first step ({start:.0}/s) broke the SLO; start lower"), exit::THRESHOLD)
+    } else if any_broken {
+        ("a threshold broke".to_string(), exit::THRESHOLD)
+    } else {
+        ("held".to_string(), exit::HELD)
+    };
+    (thresholds, verdict, code)
 }
 
 /// The scenario `common` asks for, set up: for `devices`, every device logged in.

@@ -17,10 +17,9 @@ async fn devices_scenario_against_device_api() {
     let signal = stop.clone();
     let config = device_api::Config::for_database(postgres.url("device_api"));
     let server = tokio::spawn(device_api::run(config, listener, async move { signal.cancelled().await }));
-    for _ in 0..100 {
-        if reqwest_free_ready(&target).await {
-            break;
-        }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while !reqwest_free_ready(&target).await {
+        assert!(tokio::time::Instant::now() < deadline, "device-api at {target} never answered /ready with 200");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let out = tempfile::tempdir().unwrap();

@@ -58,6 +58,11 @@ fn nginx_binary() -> PathBuf {
 
 impl Nginx {
     pub fn start() -> Self {
+        Self::start_on(None)
+    }
+
+    /// …with nginx (one worker) pinned to `cpu` when given (taskset, util-linux).
+    pub fn start_on(cpu: Option<u32>) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path();
         let (http, h2c, https) = (free_port(), free_port(), free_port());
@@ -101,7 +106,15 @@ http {{
             user = if root { "user root;" } else { "" },
         );
         std::fs::write(path.join("nginx.conf"), config).unwrap();
-        let child = Command::new(nginx_binary())
+        let mut command = match cpu {
+            Some(cpu) => {
+                let mut taskset = Command::new("taskset");
+                taskset.args(["-c", &cpu.to_string()]).arg(nginx_binary());
+                taskset
+            }
+            None => Command::new(nginx_binary()),
+        };
+        let child = command
             .args(["-p", &path.display().to_string(), "-c", &path.join("nginx.conf").display().to_string()])
             .args(["-g", "daemon off;"])
             .stdout(Stdio::null())
