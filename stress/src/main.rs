@@ -32,7 +32,8 @@ enum Command {
     Driver(driver::DriverOptions),
     /// Write a throw-away CA and a server certificate for 127.0.0.1/localhost.
     Certs {
-        /// Directory for ca.pem, server.pem and server.key.
+        /// Directory for ca.pem, server.pem and server.key (the key 0600; the
+        /// directory created 0700 when missing).
         #[arg(long)]
         out: std::path::PathBuf,
     },
