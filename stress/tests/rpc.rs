@@ -152,14 +152,19 @@ async fn chat_delivers_every_message_in_order_with_its_latency() {
     }
 }
 
+/// Every service served, as reflection must list it (both versions).
+const SERVICES: [&str; 5] = [
+    "loadlab.stress.v1.Stress",
+    "loadlab.stress.v1.Chat",
+    "grpc.health.v1.Health",
+    "grpc.reflection.v1.ServerReflection",
+    "grpc.reflection.v1alpha.ServerReflection",
+];
+
 #[tokio::test]
 async fn health_and_reflection_are_served() {
     use tonic_health::pb::health_client::HealthClient;
     use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus};
-    use tonic_reflection::pb::v1::ServerReflectionRequest;
-    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
-    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
-    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
 
     let server = TestServer::start(server_options(&[])).await;
     let channel = server.target(None).connect().await.unwrap();
@@ -170,21 +175,49 @@ async fn health_and_reflection_are_served() {
         .into_inner();
     assert_eq!(health.status(), ServingStatus::Serving);
 
-    let request = ServerReflectionRequest {
-        host: String::new(),
-        message_request: Some(MessageRequest::ListServices(String::new())),
+    let v1 = {
+        use tonic_reflection::pb::v1::ServerReflectionRequest;
+        use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+        use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+        use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+        let request = ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(MessageRequest::ListServices(String::new())),
+        };
+        let mut responses = ServerReflectionClient::new(channel.clone())
+            .server_reflection_info(tokio_stream::iter(vec![request]))
+            .await
+            .expect("v1 reflection is served")
+            .into_inner();
+        let response = responses.message().await.unwrap().unwrap();
+        let Some(MessageResponse::ListServicesResponse(list)) = response.message_response else {
+            panic!("not a service list")
+        };
+        list.service.into_iter().map(|service| service.name).collect::<Vec<_>>()
     };
-    let mut responses = ServerReflectionClient::new(channel)
-        .server_reflection_info(tokio_stream::iter(vec![request]))
-        .await
-        .unwrap()
-        .into_inner();
-    let response = responses.message().await.unwrap().unwrap();
-    let Some(MessageResponse::ListServicesResponse(list)) = response.message_response else {
-        panic!("not a service list")
+    let v1alpha = {
+        use tonic_reflection::pb::v1alpha::ServerReflectionRequest;
+        use tonic_reflection::pb::v1alpha::server_reflection_client::ServerReflectionClient;
+        use tonic_reflection::pb::v1alpha::server_reflection_request::MessageRequest;
+        use tonic_reflection::pb::v1alpha::server_reflection_response::MessageResponse;
+        let request = ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(MessageRequest::ListServices(String::new())),
+        };
+        let mut responses = ServerReflectionClient::new(channel)
+            .server_reflection_info(tokio_stream::iter(vec![request]))
+            .await
+            .expect("v1alpha reflection is served")
+            .into_inner();
+        let response = responses.message().await.unwrap().unwrap();
+        let Some(MessageResponse::ListServicesResponse(list)) = response.message_response else {
+            panic!("not a service list")
+        };
+        list.service.into_iter().map(|service| service.name).collect::<Vec<_>>()
     };
-    let names: Vec<String> = list.service.into_iter().map(|service| service.name).collect();
-    for expected in ["loadlab.stress.v1.Stress", "loadlab.stress.v1.Chat", "grpc.health.v1.Health"] {
-        assert!(names.iter().any(|name| name == expected), "{expected} missing from {names:?}");
+    for (version, names) in [("v1", v1), ("v1alpha", v1alpha)] {
+        for expected in SERVICES {
+            assert!(names.iter().any(|name| name == expected), "{version}: {expected} missing from {names:?}");
+        }
     }
 }

@@ -124,10 +124,17 @@ pub async fn run(
     let (health_reporter, health) = tonic_health::server::health_reporter();
     health_reporter.set_serving::<StressServer<StressService>>().await;
     health_reporter.set_serving::<ChatServer<ChatService>>().await;
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()?;
+    // Both reflection versions: grpcurl and newer clients speak v1, Python's
+    // grpcio-reflection and older tools only v1alpha. Each lists every service served,
+    // the other version's reflection service included.
+    let reflection = |other_reflection: &'static [u8]| {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(other_reflection)
+    };
+    let reflection_v1 = reflection(tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET).build_v1()?;
+    let reflection_v1alpha = reflection(tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET).build_v1alpha()?;
 
     let mut builder = Server::builder()
         .max_concurrent_streams(Some(options.max_concurrent_streams))
@@ -156,7 +163,8 @@ pub async fn run(
     let signalled = stopping.clone();
     let serving = builder
         .add_service(health)
-        .add_service(reflection)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
         .add_service(stress)
         .add_service(chat)
         .serve_with_incoming_shutdown(incoming, async move {
