@@ -66,6 +66,51 @@ async fn streams_must_keep_their_announced_count() {
     assert_eq!(answer.data, vec![7; 200], "the answer is the last message");
 }
 
+/// The grpc-status a server answers to a client-streaming call that announces three
+/// messages, sends none and keeps the stream open past a `grpc-timeout` of 150 ms.
+/// Spoken over raw HTTP/2: tonic's client enforces the deadline itself (and reports its
+/// own expiry as CANCELLED), so it would show the client's verdict, not the server's.
+async fn status_after_deadline(address: std::net::SocketAddr) -> String {
+    use prost::Message as _;
+    let tcp = tokio::net::TcpStream::connect(address).await.unwrap();
+    let (client, connection) = h2::client::handshake(tcp).await.unwrap();
+    tokio::spawn(connection);
+    let mut client = client.ready().await.unwrap();
+    let request =
+        tonic::codegen::http::Request::post(format!("http://{address}/loadlab.stress.v1.Stress/ClientStreaming"))
+            .header("content-type", "application/grpc")
+            .header("te", "trailers")
+            .header("grpc-timeout", "150m")
+            .body(())
+            .unwrap();
+    let (response, mut outbound) = client.send_request(request, false).unwrap();
+    let count = StreamMessage { kind: Some(Kind::Count(3)) }.encode_to_vec();
+    let mut frame = vec![0u8];
+    frame.extend((count.len() as u32).to_be_bytes());
+    frame.extend(count);
+    outbound.send_data(frame.into(), false).unwrap();
+    let response = tokio::time::timeout(Duration::from_secs(10), response).await.expect("the server answers").unwrap();
+    let status = |headers: &tonic::codegen::http::HeaderMap| {
+        headers.get("grpc-status").map(|code| code.to_str().unwrap().to_string())
+    };
+    if let Some(code) = status(response.headers()) {
+        return code; // trailers-only
+    }
+    let mut body = response.into_body();
+    while body.data().await.is_some() {}
+    let trailers = body.trailers().await.unwrap().expect("trailers");
+    status(&trailers).expect("grpc-status in the trailers")
+}
+
+#[tokio::test]
+async fn an_expired_deadline_is_answered_deadline_exceeded() {
+    let server = TestServer::start(server_options(&[])).await;
+    for attempt in 0..5 {
+        let code = status_after_deadline(server.address).await;
+        assert_eq!(code, (Code::DeadlineExceeded as i32).to_string(), "attempt {attempt}: grpc-status {code}");
+    }
+}
+
 #[tokio::test]
 async fn overload_is_refused_with_resource_exhausted() {
     let server = TestServer::start(server_options(&["--max-in-flight", "1"])).await;

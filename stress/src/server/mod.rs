@@ -3,6 +3,7 @@
 
 mod chat_service;
 mod connections;
+mod deadline;
 mod limits;
 pub mod metrics;
 mod stress_service;
@@ -137,6 +138,7 @@ pub async fn run(
     let reflection_v1alpha = reflection(tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET).build_v1alpha()?;
 
     let mut builder = Server::builder()
+        .layer(deadline::DeadlineLayer)
         .max_concurrent_streams(Some(options.max_concurrent_streams))
         .http2_keepalive_interval(Some(options.keepalive_interval))
         .http2_keepalive_timeout(Some(options.keepalive_timeout));
