@@ -15,7 +15,12 @@ static ALLOCATOR: heap::CountingAllocator = heap::CountingAllocator;
 /// gRPC stress service: a server, a client, and a driver that runs many of both,
 /// kills and restarts the unstable ones, and fails if memory runs away.
 #[derive(Parser, Debug)]
-#[command(name = "grpc-stress", version)]
+#[command(
+    name = "grpc-stress",
+    version,
+    after_help = "Exit codes: 0 success; 1 the run failed (a client call failed, the driver's verdict is \
+                  FAILED or INTERRUPTED, the server could not serve); 2 invalid options."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -43,7 +48,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
         // Clients are many and small: one thread each keeps their memory low.
-        Command::Client(options) => runtime(false).block_on(run_client(options)),
+        Command::Client(options) => match options.check() {
+            Ok(()) => runtime(false).block_on(run_client(options)),
+            Err(error) => return usage_error(&error),
+        },
         Command::Server(options) => runtime(true).block_on(run_server(options)),
         Command::Driver(options) => runtime(true).block_on(driver::run(options)),
         Command::Certs { out } => certs::generate(&out)
@@ -71,6 +79,13 @@ fn runtime(multi_thread: bool) -> tokio::runtime::Runtime {
         tokio::runtime::Builder::new_current_thread()
     };
     builder.enable_all().build().expect("tokio runtime")
+}
+
+/// An invalid combination of options clap cannot express: said like clap's own
+/// errors, with its exit code.
+fn usage_error(error: &dyn std::fmt::Display) -> ExitCode {
+    eprintln!("error: {error}");
+    ExitCode::from(2)
 }
 
 /// Cancelled on SIGINT or SIGTERM.

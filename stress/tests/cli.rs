@@ -1,4 +1,6 @@
-//! The binary's command line: `certs` writes the private key for its owner only.
+//! The binary's command line: `certs` writes the private key for its owner only, and
+//! every invalid option is refused before anything runs, with exit code 2 and one
+//! line naming the option, the value and what is allowed.
 
 use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Output};
@@ -33,4 +35,50 @@ fn certs_keeps_the_private_key_and_a_new_directory_to_its_owner() {
     std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o755)).unwrap();
     assert!(grpc_stress(&["certs", "--out", out.to_str().unwrap()]).status.success());
     assert_eq!(mode(&out), 0o755);
+}
+
+/// Asserts exit code 2 and a one-line error that contains each of `expected`.
+fn refused(args: &[&str], expected: &[&str]) {
+    let output = grpc_stress(args);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{args:?} exits 2:\n{stderr}");
+    let first = stderr.lines().next().unwrap_or_default();
+    assert!(first.starts_with("error: "), "{args:?}: {stderr}");
+    for text in expected {
+        assert!(first.contains(text), "{args:?}: the first line lacks `{text}`:\n{stderr}");
+    }
+    let rest: Vec<&str> = stderr.lines().skip(1).filter(|line| !line.trim().is_empty()).collect();
+    assert!(
+        rest.iter().all(|line| line.starts_with("For more information")),
+        "{args:?}: one line of error, not {stderr}"
+    );
+}
+
+#[test]
+fn invalid_client_options_are_refused_with_the_option_value_and_range() {
+    let kind = "--non-streaming";
+    refused(&["client", "--target", "ftp://x:1", kind], &["--target", "'ftp://x:1'", "http://host:port"]);
+    refused(&["client", "--target", "http://127.0.0.1", kind], &["--target", "http://host:port"]);
+    refused(&["client", "--target", "http://127.0.0.1:1"], &["no RPC kind", "--non-streaming", "--bidi-streaming"]);
+    refused(
+        &["client", "--target", "https://127.0.0.1:1", kind],
+        &["https", "--ca", "--system-roots", "--no-server-validation"],
+    );
+    refused(&["client", "--ca", "/nonexistent/ca.pem", kind], &["--ca", "'/nonexistent/ca.pem'", "PEM"]);
+    let empty = tempfile::NamedTempFile::new().unwrap();
+    let empty = empty.path().to_str().unwrap();
+    refused(&["client", "--ca", empty, kind], &["--ca", empty, "no PEM certificate"]);
+    refused(&["client", "--num-connections", "0", kind], &["--num-connections", "'0'", "from 1"]);
+    refused(&["client", "--call-timeout", "0s", kind], &["--call-timeout", "'0s'", "more than 0"]);
+    refused(&["client", kind, "--group", "--num-connections 2"], &["--group", "no RPC kind"]);
+    refused(&["client", kind, "--group", "--bogus"], &["--group", "'--bogus'"]);
+}
+
+#[test]
+fn invalid_server_options_are_refused_with_the_option_value_and_range() {
+    refused(&["server", "--chat-ping-interval", "0s"], &["--chat-ping-interval", "'0s'", "more than 0"]);
+    refused(&["server", "--max-in-flight", "0"], &["--max-in-flight", "'0'", "from 1"]);
+    refused(&["server", "--max-concurrent-streams", "0"], &["--max-concurrent-streams", "'0'", "from 1"]);
+    refused(&["server", "--keepalive-interval", "0s"], &["--keepalive-interval", "'0s'", "more than 0"]);
+    refused(&["server", "--report-heap", "0s"], &["--report-heap", "'0s'", "more than 0"]);
 }

@@ -20,7 +20,7 @@ use tonic::transport::{Identity, Server, ServerTlsConfig};
 
 use crate::proto::chat_server::ChatServer;
 use crate::proto::stress_server::StressServer;
-use crate::units::parse_optional_address;
+use crate::units::{parse_optional_address, positive_duration, positive_u32, positive_usize};
 use chat_service::ChatService;
 use connections::CountedStream;
 use limits::InFlightLimit;
@@ -48,24 +48,24 @@ pub struct ServerOptions {
 
     /// Most concurrent streams a client may open on one HTTP/2 connection (the
     /// per-connection limit; further streams wait at the client).
-    #[arg(long, env = "GRPC_STRESS_MAX_CONCURRENT_STREAMS", default_value_t = 256)]
+    #[arg(long, env = "GRPC_STRESS_MAX_CONCURRENT_STREAMS", default_value_t = 256, value_parser = positive_u32)]
     pub max_concurrent_streams: u32,
 
     /// Most RPCs in flight across the server; more are refused at once with
     /// RESOURCE_EXHAUSTED (load shedding) instead of queueing.
-    #[arg(long, env = "GRPC_STRESS_MAX_IN_FLIGHT", default_value_t = 10_000)]
+    #[arg(long, env = "GRPC_STRESS_MAX_IN_FLIGHT", default_value_t = 10_000, value_parser = positive_usize)]
     pub max_in_flight: usize,
 
     /// HTTP/2 keepalive ping interval.
-    #[arg(long, env = "GRPC_STRESS_KEEPALIVE_INTERVAL", default_value = "30s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "GRPC_STRESS_KEEPALIVE_INTERVAL", default_value = "30s", value_parser = positive_duration)]
     pub keepalive_interval: Duration,
 
     /// Close a connection whose keepalive ping is not answered within this time.
-    #[arg(long, env = "GRPC_STRESS_KEEPALIVE_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "GRPC_STRESS_KEEPALIVE_TIMEOUT", default_value = "10s", value_parser = positive_duration)]
     pub keepalive_timeout: Duration,
 
     /// Interval between pings on a chat subscription.
-    #[arg(long, env = "GRPC_STRESS_CHAT_PING_INTERVAL", default_value = "2s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "GRPC_STRESS_CHAT_PING_INTERVAL", default_value = "2s", value_parser = positive_duration)]
     pub chat_ping_interval: Duration,
 
     /// After SIGTERM, how long open calls (endless streams included) may go on
