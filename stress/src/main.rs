@@ -53,7 +53,7 @@ fn main() -> ExitCode {
             Err(error) => return usage_error(&error),
         },
         Command::Server(options) => runtime(true).block_on(run_server(options)),
-        Command::Driver(options) => runtime(true).block_on(driver::run(options)),
+        Command::Driver(options) => runtime(true).block_on(async { driver::run(options, stop_on_signal()).await }),
         Command::Certs { out } => certs::generate(&out)
             .map(|files| {
                 println!(
@@ -88,12 +88,20 @@ fn usage_error(error: &dyn std::fmt::Display) -> ExitCode {
     ExitCode::from(2)
 }
 
-/// Cancelled on SIGINT or SIGTERM.
+/// Cancelled on SIGINT or SIGTERM. The handlers are installed before this returns
+/// (not when a task first runs), so a signal that arrives right after, while the
+/// driver is starting children, is never the default action that would orphan them.
 fn stop_on_signal() -> CancellationToken {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt()).expect("installing a SIGINT handler");
+    let mut terminate = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
     let stop = CancellationToken::new();
     let on_signal = stop.clone();
     tokio::spawn(async move {
-        loadlab_telemetry::shutdown_signal().await;
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
         on_signal.cancel();
     });
     stop

@@ -55,6 +55,21 @@ fn refused(args: &[&str], expected: &[&str]) {
 }
 
 #[test]
+fn invalid_driver_options_are_refused_with_the_option_value_and_range() {
+    refused(&["driver", "--sample-interval", "0s"], &["--sample-interval", "'0s'", "more than 0"]);
+    refused(&["driver", "--base-port", "65534"], &["--base-port", "'65534'", "1 to 65532"]);
+    refused(&["driver", "--base-port", "0"], &["--base-port", "'0'", "1 to 65532"]);
+    refused(&["driver", "--patterns", "bogus"], &["--patterns", "'bogus'", "bidi-many"]);
+    refused(&["driver", "--patterns", "bidi-many,bogus"], &["--patterns", "'bogus'", "unary-many-calls"]);
+    refused(&["driver", "--servers", "nope"], &["--servers", "'nope'", "secure-stable"]);
+    refused(&["driver", "--client-stabilities", "wobbly"], &["--client-stabilities", "'wobbly'", "stable, unstable"]);
+    refused(&["driver", "--kill-interval", "0s..1s"], &["--kill-interval", "'0s..1s'", "more than 0"]);
+    refused(&["driver", "--kill-interval", "3s..1s"], &["--kill-interval", "'3s..1s'", "low end"]);
+    refused(&["driver", "--server-ceiling", "0"], &["--server-ceiling", "'0'", "more than 0"]);
+    refused(&["driver", "--duration", "0s"], &["--duration", "'0s'", "more than 0"]);
+}
+
+#[test]
 fn invalid_client_options_are_refused_with_the_option_value_and_range() {
     let kind = "--non-streaming";
     refused(&["client", "--target", "ftp://x:1", kind], &["--target", "'ftp://x:1'", "http://host:port"]);
