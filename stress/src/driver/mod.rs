@@ -192,7 +192,9 @@ impl std::fmt::Display for Failure {
 }
 
 /// Runs the matrix until `--duration` has passed, a failure, or `stop` (SIGINT or
-/// SIGTERM); every child is stopped and reaped before it returns.
+/// SIGTERM), at any stage; then every child is stopped and reaped before it returns
+/// (on an early error, such as a child that cannot be spawned, the others are killed
+/// as their handles drop).
 pub async fn run(options: DriverOptions, stop: CancellationToken) -> anyhow::Result<ExitCode> {
     loadlab_telemetry::init_logging(loadlab_telemetry::LogFormat::Human);
     if let Some(range) = ports::ephemeral_overlap(options.base_port, SERVERS.len() as u16) {
