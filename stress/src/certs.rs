@@ -1,7 +1,10 @@
 //! `grpc-stress certs`: a throw-away CA and a server certificate for 127.0.0.1 and
 //! localhost, written as PEM files. Generated at run time so no private key is ever
-//! committed.
+//! committed. The private key is readable by its owner only (0600), and a directory
+//! created here is the owner's only (0700), whatever the umask.
 
+use std::io::Write as _;
+use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose, SanType};
@@ -22,14 +25,35 @@ pub enum CertError {
     Write { path: PathBuf, source: std::io::Error },
 }
 
-/// Writes `ca.pem`, `server.pem` and `server.key` into `dir` (created if missing).
+/// Mode of `server.key`.
+pub const KEY_MODE: u32 = 0o600;
+/// Mode of each directory [`generate`] creates (an existing one is left as it is).
+pub const DIR_MODE: u32 = 0o700;
+
+/// Writes `ca.pem`, `server.pem` (both 0644) and `server.key` (0600) into `dir`,
+/// created 0700 if missing.
 pub fn generate(dir: &Path) -> Result<CertFiles, CertError> {
-    let write = |name: &str, contents: &str| -> Result<PathBuf, CertError> {
+    let write = |name: &str, contents: &str, mode: u32| -> Result<PathBuf, CertError> {
         let path = dir.join(name);
-        std::fs::write(&path, contents).map_err(|source| CertError::Write { path: path.clone(), source })?;
+        let error = |source| CertError::Write { path: path.clone(), source };
+        // `mode` applies only when the file is created; an existing file (a key written
+        // 0644 by an older version) is truncated and narrowed before the key goes in.
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(mode)
+            .open(&path)
+            .map_err(error)?;
+        file.set_permissions(std::fs::Permissions::from_mode(mode)).map_err(error)?;
+        file.write_all(contents.as_bytes()).map_err(error)?;
         Ok(path)
     };
-    std::fs::create_dir_all(dir).map_err(|source| CertError::Write { path: dir.to_path_buf(), source })?;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(DIR_MODE)
+        .create(dir)
+        .map_err(|source| CertError::Write { path: dir.to_path_buf(), source })?;
 
     let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -46,8 +70,8 @@ pub fn generate(dir: &Path) -> Result<CertFiles, CertError> {
     let server_cert = server_params.signed_by(&server_key, &issuer)?;
 
     Ok(CertFiles {
-        ca_cert: write("ca.pem", &ca_cert.pem())?,
-        server_cert: write("server.pem", &server_cert.pem())?,
-        server_key: write("server.key", &server_key.serialize_pem())?,
+        ca_cert: write("ca.pem", &ca_cert.pem(), 0o644)?,
+        server_cert: write("server.pem", &server_cert.pem(), 0o644)?,
+        server_key: write("server.key", &server_key.serialize_pem(), KEY_MODE)?,
     })
 }

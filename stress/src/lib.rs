@@ -35,12 +35,12 @@ pub struct ProcessOptions {
 
     /// Print the live heap on stdout at this interval (`grpc-stress-heap LIVE PEAK`),
     /// for the driver.
-    #[arg(long, value_parser = humantime::parse_duration)]
+    #[arg(long, value_parser = units::positive_duration)]
     pub report_heap: Option<Duration>,
 
     /// Exit with code 251 when the live heap exceeds this size (e.g. 400MiB): the
     /// counterpart of GHC's -M. Checked at the --report-heap interval (default 100ms).
-    #[arg(long, value_parser = units::parse_bytes)]
+    #[arg(long, value_parser = units::positive_bytes)]
     pub max_heap: Option<u64>,
 
     /// Debugging leak detection: leak this many bytes per second on purpose.

@@ -15,7 +15,12 @@ static ALLOCATOR: heap::CountingAllocator = heap::CountingAllocator;
 /// gRPC stress service: a server, a client, and a driver that runs many of both,
 /// kills and restarts the unstable ones, and fails if memory runs away.
 #[derive(Parser, Debug)]
-#[command(name = "grpc-stress", version)]
+#[command(
+    name = "grpc-stress",
+    version,
+    after_help = "Exit codes: 0 success; 1 the run failed (a client call failed, the driver's verdict is \
+                  FAILED or INTERRUPTED, the server could not serve); 2 invalid options."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -32,7 +37,8 @@ enum Command {
     Driver(driver::DriverOptions),
     /// Write a throw-away CA and a server certificate for 127.0.0.1/localhost.
     Certs {
-        /// Directory for ca.pem, server.pem and server.key.
+        /// Directory for ca.pem, server.pem and server.key (the key 0600; the
+        /// directory created 0700 when missing).
         #[arg(long)]
         out: std::path::PathBuf,
     },
@@ -42,9 +48,12 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
         // Clients are many and small: one thread each keeps their memory low.
-        Command::Client(options) => runtime(false).block_on(run_client(options)),
+        Command::Client(options) => match options.check() {
+            Ok(()) => runtime(false).block_on(run_client(options)),
+            Err(error) => return usage_error(&error),
+        },
         Command::Server(options) => runtime(true).block_on(run_server(options)),
-        Command::Driver(options) => runtime(true).block_on(driver::run(options)),
+        Command::Driver(options) => runtime(true).block_on(async { driver::run(options, stop_on_signal()).await }),
         Command::Certs { out } => certs::generate(&out)
             .map(|files| {
                 println!(
@@ -72,12 +81,27 @@ fn runtime(multi_thread: bool) -> tokio::runtime::Runtime {
     builder.enable_all().build().expect("tokio runtime")
 }
 
-/// Cancelled on SIGINT or SIGTERM.
+/// An invalid combination of options clap cannot express: said like clap's own
+/// errors, with its exit code.
+fn usage_error(error: &dyn std::fmt::Display) -> ExitCode {
+    eprintln!("error: {error}");
+    ExitCode::from(2)
+}
+
+/// Cancelled on SIGINT or SIGTERM. The handlers are installed before this returns
+/// (not when a task first runs), so a signal that arrives right after, while the
+/// driver is starting children, is never the default action that would orphan them.
 fn stop_on_signal() -> CancellationToken {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt()).expect("installing a SIGINT handler");
+    let mut terminate = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
     let stop = CancellationToken::new();
     let on_signal = stop.clone();
     tokio::spawn(async move {
-        loadlab_telemetry::shutdown_signal().await;
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
         on_signal.cancel();
     });
     stop

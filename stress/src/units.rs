@@ -23,6 +23,39 @@ pub fn parse_bytes(text: &str) -> Result<u64, String> {
     Ok((number * multiplier) as u64)
 }
 
+/// A size above zero (a ceiling).
+pub fn positive_bytes(text: &str) -> Result<u64, String> {
+    match parse_bytes(text)? {
+        0 => Err("must be more than 0 bytes (a size such as 400MiB)".into()),
+        bytes => Ok(bytes),
+    }
+}
+
+/// A count of at least 1.
+pub fn positive_u32(text: &str) -> Result<u32, String> {
+    match text.parse::<u32>() {
+        Ok(0) | Err(_) => Err(format!("must be a whole number from 1 to {}", u32::MAX)),
+        Ok(count) => Ok(count),
+    }
+}
+
+/// A limit of at least 1.
+pub fn positive_usize(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(0) | Err(_) => Err(format!("must be a whole number from 1 to {}", usize::MAX)),
+        Ok(count) => Ok(count),
+    }
+}
+
+/// A duration above zero (an interval, a timeout).
+pub fn positive_duration(text: &str) -> Result<Duration, String> {
+    let duration = humantime::parse_duration(text).map_err(|error| format!("{error} (a duration such as 250ms)"))?;
+    if duration.is_zero() {
+        return Err("must be more than 0 (a duration such as 250ms)".into());
+    }
+    Ok(duration)
+}
+
 /// An address, or `none` to turn the listener off.
 pub fn parse_optional_address(text: &str) -> Result<Option<SocketAddr>, String> {
     if text.eq_ignore_ascii_case("none") {
@@ -59,6 +92,15 @@ mod tests {
         assert_eq!(parse_bytes("2KB").unwrap(), 2000);
         assert!(parse_bytes("lots").is_err());
         assert!(parse_bytes("3 parsecs").is_err());
+        assert!(positive_bytes("0MiB").is_err());
+        assert_eq!(positive_bytes("1KiB").unwrap(), 1024);
+    }
+
+    #[test]
+    fn positive_durations() {
+        assert_eq!(positive_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert!(positive_duration("0s").unwrap_err().contains("more than 0"));
+        assert!(positive_duration("soon").is_err());
     }
 
     #[test]

@@ -1,13 +1,13 @@
 //! grpc-stress as real processes: a client that rides out its server being killed
-//! and restarted, and short driver runs that pass, catch a deliberate leak, and catch
-//! a ceiling breach, each with the right message.
+//! and restarted, and short driver runs that pass, catch a deliberate leak, catch a
+//! ceiling breach, each with the right message, and stop on SIGTERM leaving no child.
 
 mod common;
 
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
-use common::free_port_block;
+use common::{free_port_block, free_port_block_in};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
@@ -113,8 +113,10 @@ fn a_short_driver_run_holds_and_draws_its_charts() {
         ],
     );
     let verdict = last_line(&output);
-    assert!(output.status.success(), "{verdict}\n{}", String::from_utf8_lossy(&output.stderr));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{verdict}\n{stderr}");
     assert!(verdict.contains("PASSED"), "{verdict}");
+    assert!(!stderr.contains("ephemeral"), "ports below the ephemeral range draw no warning: {stderr}");
     let summary: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.path().join("summary.json")).unwrap()).unwrap();
     let components = summary["components"].as_array().unwrap();
@@ -183,4 +185,87 @@ fn a_ceiling_breach_is_caught() {
         verdict.contains("FAILED: server-insecure-stable exceeded its memory ceiling: limit 48.0 MiB"),
         "{verdict}"
     );
+}
+
+/// Children of `pid`, from /proc.
+fn children_of(pid: u32) -> Vec<u32> {
+    let mut children = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(child) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
+        // pid (comm) state ppid ...: comm may hold spaces, so read after its last ')'.
+        let ppid = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<u32>().ok());
+        if ppid == Some(pid) {
+            children.push(child);
+        }
+    }
+    children
+}
+
+/// Whether `pid` is a live process (a zombie is not).
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .is_ok_and(|stat| stat.rsplit_once(')').is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z')))
+}
+
+/// Kills what a failed test left running.
+struct KillOnDrop(Vec<u32>);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        for pid in &self.0 {
+            let _ = kill(Pid::from_raw(*pid as i32), Signal::SIGKILL);
+        }
+    }
+}
+
+/// The kernel's ephemeral port range.
+fn ephemeral_range() -> (u16, u16) {
+    let text = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap();
+    let mut bounds = text.split_whitespace().map(|bound| bound.parse::<u16>().unwrap());
+    (bounds.next().unwrap(), bounds.next().unwrap())
+}
+
+#[test]
+fn sigterm_stops_the_driver_and_every_child() {
+    let dir = tempfile::tempdir().unwrap();
+    // Inside the ephemeral range on purpose: the driver must say so.
+    let (low, high) = ephemeral_range();
+    let base = free_port_block_in(low..high - 4);
+    let mut driver = Command::new(BINARY)
+        .args(["driver", "--working-dir", dir.path().to_str().unwrap(), "--base-port", &base.to_string()])
+        .args(["--duration", "120s", "--servers", "insecure-stable,secure-unstable", "--patterns", "bidi-endless"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Two servers and four clients (two per server), all running.
+    let started = std::time::Instant::now();
+    let children = loop {
+        let children = children_of(driver.id());
+        if children.len() >= 6 {
+            break children;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "the driver started {children:?} only");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let _cleanup = KillOnDrop(children.clone());
+
+    kill(Pid::from_raw(driver.id() as i32), Signal::SIGTERM).unwrap();
+    let stopped = std::time::Instant::now();
+    while driver.try_wait().unwrap().is_none() {
+        if stopped.elapsed() > Duration::from_secs(40) {
+            driver.kill().unwrap();
+            panic!("the driver did not stop within 40 s of SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let output = driver.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let left: Vec<u32> = children.iter().copied().filter(|pid| alive(*pid)).collect();
+    assert!(left.is_empty(), "children still running after the driver stopped: {left:?}");
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(last_line(&output).contains("INTERRUPTED: stopped by SIGINT or SIGTERM"), "{}", last_line(&output));
+    assert!(stderr.contains("ephemeral port range"), "the driver warns about ports in the ephemeral range: {stderr}");
+    assert!(dir.path().join("summary.json").exists(), "the summary is written on SIGTERM too");
 }

@@ -66,6 +66,51 @@ async fn streams_must_keep_their_announced_count() {
     assert_eq!(answer.data, vec![7; 200], "the answer is the last message");
 }
 
+/// The grpc-status a server answers to a client-streaming call that announces three
+/// messages, sends none and keeps the stream open past a `grpc-timeout` of 150 ms.
+/// Spoken over raw HTTP/2: tonic's client enforces the deadline itself (and reports its
+/// own expiry as CANCELLED), so it would show the client's verdict, not the server's.
+async fn status_after_deadline(address: std::net::SocketAddr) -> String {
+    use prost::Message as _;
+    let tcp = tokio::net::TcpStream::connect(address).await.unwrap();
+    let (client, connection) = h2::client::handshake(tcp).await.unwrap();
+    tokio::spawn(connection);
+    let mut client = client.ready().await.unwrap();
+    let request =
+        tonic::codegen::http::Request::post(format!("http://{address}/loadlab.stress.v1.Stress/ClientStreaming"))
+            .header("content-type", "application/grpc")
+            .header("te", "trailers")
+            .header("grpc-timeout", "150m")
+            .body(())
+            .unwrap();
+    let (response, mut outbound) = client.send_request(request, false).unwrap();
+    let count = StreamMessage { kind: Some(Kind::Count(3)) }.encode_to_vec();
+    let mut frame = vec![0u8];
+    frame.extend((count.len() as u32).to_be_bytes());
+    frame.extend(count);
+    outbound.send_data(frame.into(), false).unwrap();
+    let response = tokio::time::timeout(Duration::from_secs(10), response).await.expect("the server answers").unwrap();
+    let status = |headers: &tonic::codegen::http::HeaderMap| {
+        headers.get("grpc-status").map(|code| code.to_str().unwrap().to_string())
+    };
+    if let Some(code) = status(response.headers()) {
+        return code; // trailers-only
+    }
+    let mut body = response.into_body();
+    while body.data().await.is_some() {}
+    let trailers = body.trailers().await.unwrap().expect("trailers");
+    status(&trailers).expect("grpc-status in the trailers")
+}
+
+#[tokio::test]
+async fn an_expired_deadline_is_answered_deadline_exceeded() {
+    let server = TestServer::start(server_options(&[])).await;
+    for attempt in 0..5 {
+        let code = status_after_deadline(server.address).await;
+        assert_eq!(code, (Code::DeadlineExceeded as i32).to_string(), "attempt {attempt}: grpc-status {code}");
+    }
+}
+
 #[tokio::test]
 async fn overload_is_refused_with_resource_exhausted() {
     let server = TestServer::start(server_options(&["--max-in-flight", "1"])).await;
@@ -152,14 +197,19 @@ async fn chat_delivers_every_message_in_order_with_its_latency() {
     }
 }
 
+/// Every service served, as reflection must list it (both versions).
+const SERVICES: [&str; 5] = [
+    "loadlab.stress.v1.Stress",
+    "loadlab.stress.v1.Chat",
+    "grpc.health.v1.Health",
+    "grpc.reflection.v1.ServerReflection",
+    "grpc.reflection.v1alpha.ServerReflection",
+];
+
 #[tokio::test]
 async fn health_and_reflection_are_served() {
     use tonic_health::pb::health_client::HealthClient;
     use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus};
-    use tonic_reflection::pb::v1::ServerReflectionRequest;
-    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
-    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
-    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
 
     let server = TestServer::start(server_options(&[])).await;
     let channel = server.target(None).connect().await.unwrap();
@@ -170,21 +220,49 @@ async fn health_and_reflection_are_served() {
         .into_inner();
     assert_eq!(health.status(), ServingStatus::Serving);
 
-    let request = ServerReflectionRequest {
-        host: String::new(),
-        message_request: Some(MessageRequest::ListServices(String::new())),
+    let v1 = {
+        use tonic_reflection::pb::v1::ServerReflectionRequest;
+        use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+        use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+        use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+        let request = ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(MessageRequest::ListServices(String::new())),
+        };
+        let mut responses = ServerReflectionClient::new(channel.clone())
+            .server_reflection_info(tokio_stream::iter(vec![request]))
+            .await
+            .expect("v1 reflection is served")
+            .into_inner();
+        let response = responses.message().await.unwrap().unwrap();
+        let Some(MessageResponse::ListServicesResponse(list)) = response.message_response else {
+            panic!("not a service list")
+        };
+        list.service.into_iter().map(|service| service.name).collect::<Vec<_>>()
     };
-    let mut responses = ServerReflectionClient::new(channel)
-        .server_reflection_info(tokio_stream::iter(vec![request]))
-        .await
-        .unwrap()
-        .into_inner();
-    let response = responses.message().await.unwrap().unwrap();
-    let Some(MessageResponse::ListServicesResponse(list)) = response.message_response else {
-        panic!("not a service list")
+    let v1alpha = {
+        use tonic_reflection::pb::v1alpha::ServerReflectionRequest;
+        use tonic_reflection::pb::v1alpha::server_reflection_client::ServerReflectionClient;
+        use tonic_reflection::pb::v1alpha::server_reflection_request::MessageRequest;
+        use tonic_reflection::pb::v1alpha::server_reflection_response::MessageResponse;
+        let request = ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(MessageRequest::ListServices(String::new())),
+        };
+        let mut responses = ServerReflectionClient::new(channel)
+            .server_reflection_info(tokio_stream::iter(vec![request]))
+            .await
+            .expect("v1alpha reflection is served")
+            .into_inner();
+        let response = responses.message().await.unwrap().unwrap();
+        let Some(MessageResponse::ListServicesResponse(list)) = response.message_response else {
+            panic!("not a service list")
+        };
+        list.service.into_iter().map(|service| service.name).collect::<Vec<_>>()
     };
-    let names: Vec<String> = list.service.into_iter().map(|service| service.name).collect();
-    for expected in ["loadlab.stress.v1.Stress", "loadlab.stress.v1.Chat", "grpc.health.v1.Health"] {
-        assert!(names.iter().any(|name| name == expected), "{expected} missing from {names:?}");
+    for (version, names) in [("v1", v1), ("v1alpha", v1alpha)] {
+        for expected in SERVICES {
+            assert!(names.iter().any(|name| name == expected), "{version}: {expected} missing from {names:?}");
+        }
     }
 }

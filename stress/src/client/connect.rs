@@ -44,18 +44,52 @@ pub enum ConnectError {
     NoTrust,
 }
 
+/// A target's parts: whether it is TLS, host and port, and the name its certificate
+/// must carry.
+struct Parsed {
+    secure: bool,
+    host: String,
+    port: u16,
+    server_name: ServerName<'static>,
+}
+
+fn parse(target: &str) -> Result<Parsed, ConnectError> {
+    let invalid = || ConnectError::Target(target.into());
+    let uri: Uri = target.parse().map_err(|_| invalid())?;
+    let secure = match uri.scheme_str() {
+        Some("https") => true,
+        Some("http") | None => false,
+        Some(_) => return Err(invalid()),
+    };
+    let host = uri.host().ok_or_else(invalid)?.to_string();
+    let port = uri.port_u16().ok_or_else(invalid)?;
+    let server_name = ServerName::try_from(host.trim_matches(['[', ']']).to_string()).map_err(|_| invalid())?;
+    Ok(Parsed { secure, host, port, server_name })
+}
+
+/// `--target`: an http:// or https:// URL with a host and a port.
+pub fn parse_target(text: &str) -> Result<String, String> {
+    parse(text).map(|_| text.to_string()).map_err(|_| "use http://host:port or https://host:port".to_string())
+}
+
+/// `--ca`: a readable PEM file with at least one certificate.
+pub fn parse_ca(text: &str) -> Result<PathBuf, String> {
+    let path = PathBuf::from(text);
+    match load_ca(&path) {
+        Ok(_) => Ok(path),
+        Err(ConnectError::Ca { detail, .. }) => Err(format!("{detail} (a PEM file of CA certificates)")),
+        Err(other) => Err(other.to_string()),
+    }
+}
+
+/// Whether `target` (already valid) is an https:// target.
+pub fn is_secure(target: &str) -> bool {
+    parse(target).is_ok_and(|parsed| parsed.secure)
+}
+
 impl Target {
     pub fn new(target: &str, trust: &TrustOptions) -> Result<Self, ConnectError> {
-        let uri: Uri = target.parse().map_err(|_| ConnectError::Target(target.into()))?;
-        let secure = match uri.scheme_str() {
-            Some("https") => true,
-            Some("http") | None => false,
-            Some(_) => return Err(ConnectError::Target(target.into())),
-        };
-        let host = uri.host().ok_or_else(|| ConnectError::Target(target.into()))?.to_string();
-        let port = uri.port_u16().ok_or_else(|| ConnectError::Target(target.into()))?;
-        let server_name = ServerName::try_from(host.trim_matches(['[', ']']).to_string())
-            .map_err(|_| ConnectError::Target(target.into()))?;
+        let Parsed { secure, host, port, server_name } = parse(target)?;
         let tls = secure.then(|| tls_connector(trust)).transpose()?;
         Ok(Self { authority: format!("{host}:{port}"), server_name, tls })
     }
@@ -115,13 +149,7 @@ fn tls_connector(trust: &TrustOptions) -> Result<TlsConnector, ConnectError> {
     } else {
         let mut roots = RootCertStore::empty();
         if let Some(path) = &trust.ca {
-            let certificates = CertificateDer::pem_file_iter(path)
-                .and_then(|iter| iter.collect::<Result<Vec<_>, _>>())
-                .map_err(|error| ConnectError::Ca { path: path.clone(), detail: error.to_string() })?;
-            if certificates.is_empty() {
-                return Err(ConnectError::Ca { path: path.clone(), detail: "no PEM certificate in it".into() });
-            }
-            for certificate in certificates {
+            for certificate in load_ca(path)? {
                 roots
                     .add(certificate)
                     .map_err(|error| ConnectError::Ca { path: path.clone(), detail: error.to_string() })?;
@@ -139,6 +167,18 @@ fn tls_connector(trust: &TrustOptions) -> Result<TlsConnector, ConnectError> {
     };
     config.alpn_protocols = vec![b"h2".to_vec()];
     Ok(TlsConnector::from(Arc::new(config)))
+}
+
+/// The certificates of a PEM file; at least one.
+fn load_ca(path: &std::path::Path) -> Result<Vec<CertificateDer<'static>>, ConnectError> {
+    let failed = |detail: String| ConnectError::Ca { path: path.to_path_buf(), detail };
+    let certificates = CertificateDer::pem_file_iter(path)
+        .and_then(|iter| iter.collect::<Result<Vec<_>, _>>())
+        .map_err(|error| failed(error.to_string()))?;
+    if certificates.is_empty() {
+        return Err(failed("no PEM certificate in it".into()));
+    }
+    Ok(certificates)
 }
 
 /// `--no-server-validation`: any certificate is accepted (signatures are still

@@ -17,6 +17,8 @@ use rand::Rng;
 use tokio_util::sync::CancellationToken;
 use tonic::codec::CompressionEncoding;
 
+use crate::units::{positive_duration, positive_u32};
+
 pub use calls::{CallKind, Exchanged, call, stub};
 pub use connect::{ConnectError, Target, TrustOptions};
 pub use summary::{Fault, Summary, classify};
@@ -24,12 +26,13 @@ pub use summary::{Fault, Summary, classify};
 /// Options of `grpc-stress client`.
 #[derive(Clone, Debug, clap::Args)]
 pub struct ClientOptions {
-    /// Server to call: http://host:port, or https://host:port for TLS.
-    #[arg(long, env = "GRPC_STRESS_TARGET", default_value = "http://127.0.0.1:50051")]
+    /// Server to call: http://host:port, or https://host:port for TLS (which needs
+    /// --ca, --system-roots or --no-server-validation).
+    #[arg(long, env = "GRPC_STRESS_TARGET", default_value = "http://127.0.0.1:50051", value_parser = connect::parse_target)]
     pub target: String,
 
     /// TLS: trust the CA certificate(s) in this PEM file.
-    #[arg(long)]
+    #[arg(long, value_parser = connect::parse_ca)]
     pub ca: Option<std::path::PathBuf>,
 
     /// TLS: trust the system's certificate store.
@@ -57,7 +60,7 @@ pub struct ClientOptions {
     pub repeat: bool,
 
     /// Stop after this long.
-    #[arg(long, value_parser = humantime::parse_duration)]
+    #[arg(long, value_parser = positive_duration)]
     pub duration: Option<Duration>,
 
     /// Attempts per call before giving up on it as a failure (0 = never give up, as
@@ -66,7 +69,7 @@ pub struct ClientOptions {
     pub max_attempts: u32,
 
     /// Deadline for one finite call (endless streams have none).
-    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "30s", value_parser = positive_duration)]
     pub call_timeout: Duration,
 
     /// Print the summary as one JSON line instead of a table.
@@ -86,17 +89,18 @@ pub struct ClientOptions {
     pub process: crate::ProcessOptions,
 }
 
-/// One connection group.
+/// One connection group. It names at least one RPC kind (checked by
+/// [`ClientOptions::check`] for the first group, by the `--group` parser for others).
 #[derive(Clone, Debug, Default, clap::Args)]
 pub struct GroupOptions {
     /// Open this group's connections all at once instead of one after another.
     #[arg(long)]
     pub concurrent: bool,
     /// Connections in the group.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = positive_u32)]
     pub num_connections: u32,
     /// Calls of each kind per connection.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = positive_u32)]
     pub num_calls: u32,
     /// Unary calls (echo).
     #[arg(long)]
@@ -118,9 +122,19 @@ struct GroupParser {
     group: GroupOptions,
 }
 
+/// `--group "FLAGS"`: the group's flags, each valid, naming at least one RPC kind. A
+/// bad flag is reported on one line, as clap's own first line says it.
 fn parse_group(text: &str) -> Result<GroupOptions, String> {
     let words = std::iter::once("group").chain(text.split_whitespace());
-    GroupParser::try_parse_from(words).map(|parsed| parsed.group).map_err(|error| error.to_string())
+    let group = GroupParser::try_parse_from(words).map(|parsed| parsed.group).map_err(|error| {
+        let rendered = error.to_string();
+        let first = rendered.lines().next().unwrap_or_default();
+        first.strip_prefix("error: ").unwrap_or(first).to_string()
+    })?;
+    if group.kinds().is_empty() {
+        return Err(ClientError::NoKind.to_string());
+    }
+    Ok(group)
 }
 
 impl GroupOptions {
@@ -144,6 +158,20 @@ pub enum ClientError {
         "a connection group names no RPC kind: give --non-streaming, --client-streaming N, --server-streaming N or --bidi-streaming N"
     )]
     NoKind,
+}
+
+impl ClientOptions {
+    /// What the parsers cannot see alone: the first group names an RPC kind, and an
+    /// https target has a trust source. An error here is a usage error (exit 2).
+    pub fn check(&self) -> Result<(), ClientError> {
+        if self.group.kinds().is_empty() {
+            return Err(ClientError::NoKind);
+        }
+        if connect::is_secure(&self.target) && self.ca.is_none() && !self.system_roots && !self.no_server_validation {
+            return Err(ClientError::Connect(ConnectError::NoTrust));
+        }
+        Ok(())
+    }
 }
 
 /// Backoff between reconnection attempts: 50 ms doubling to 2 s, with full jitter.

@@ -11,6 +11,7 @@
 mod component;
 mod leak;
 mod matrix;
+mod ports;
 mod report;
 
 use std::path::PathBuf;
@@ -19,9 +20,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use rand::Rng;
+use tokio_util::sync::CancellationToken;
 
 use crate::heap::HEAP_OVERFLOW_EXIT;
-use crate::units::{mib, parse_bytes, parse_duration_range as parse_range};
+use crate::units::{mib, parse_bytes, parse_duration_range as parse_range, positive_bytes, positive_duration};
 use component::Component;
 pub use leak::{Trend, trend};
 use matrix::{MatrixChoice, PATTERNS, Role, SERVERS};
@@ -30,7 +32,7 @@ use matrix::{MatrixChoice, PATTERNS, Role, SERVERS};
 #[derive(Clone, Debug, clap::Args)]
 pub struct DriverOptions {
     /// How long to run.
-    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "60s", value_parser = positive_duration)]
     pub duration: Duration,
 
     /// Where logs, certificates, charts and summary.json go (default:
@@ -48,11 +50,11 @@ pub struct DriverOptions {
     pub verbose: bool,
 
     /// Memory ceiling of each server process (live heap and RSS).
-    #[arg(long, default_value = "400MiB", value_parser = parse_bytes)]
+    #[arg(long, default_value = "400MiB", value_parser = positive_bytes)]
     pub server_ceiling: u64,
 
     /// Memory ceiling of each client process (live heap and RSS).
-    #[arg(long, default_value = "60MiB", value_parser = parse_bytes)]
+    #[arg(long, default_value = "60MiB", value_parser = positive_bytes)]
     pub client_ceiling: u64,
 
     /// A stable component leaks when its live heap grows faster than this per second
@@ -65,27 +67,31 @@ pub struct DriverOptions {
     pub warmup: Duration,
 
     /// Interval between memory samples.
-    #[arg(long, default_value = "250ms", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "250ms", value_parser = positive_duration)]
     pub sample_interval: Duration,
 
-    /// First server port; the four servers use it and the next three.
-    #[arg(long, default_value_t = 50000)]
+    /// First server port; the four servers use it and the next three. The default
+    /// lies below Linux's ephemeral range (32768–60999), so no outgoing connection can
+    /// hold a server's port while it restarts; a block inside the range in force
+    /// (/proc/sys/net/ipv4/ip_local_port_range) is warned about at start.
+    #[arg(long, default_value_t = DEFAULT_BASE_PORT, value_parser = parse_base_port)]
     pub base_port: u16,
 
     /// Servers to run (comma-separated).
-    #[arg(long, value_delimiter = ',', default_values = SERVERS.map(|(name, _, _)| name))]
+    #[arg(long, value_delimiter = ',', default_values = SERVERS.map(|(name, _, _)| name), value_parser = parse_server)]
     pub servers: Vec<String>,
 
     /// Client patterns to run (comma-separated).
-    #[arg(long, value_delimiter = ',', default_values = PATTERNS.map(|(name, _)| name))]
+    #[arg(long, value_delimiter = ',', default_values = PATTERNS.map(|(name, _)| name), value_parser = parse_pattern)]
     pub patterns: Vec<String>,
 
     /// Client stabilities to run (comma-separated: stable, unstable).
-    #[arg(long, value_delimiter = ',', default_values = ["stable", "unstable"])]
+    #[arg(long, value_delimiter = ',', default_values = STABILITIES, value_parser = parse_stability)]
     pub client_stabilities: Vec<String>,
 
-    /// Unstable components are stopped after a random time in this range (MIN..MAX).
-    #[arg(long, default_value = "16s..20s", value_parser = parse_range)]
+    /// Unstable components are stopped after a random time in this range (MIN..MAX,
+    /// MIN above 0).
+    #[arg(long, default_value = "16s..20s", value_parser = parse_kill_interval)]
     pub kill_interval: (Duration, Duration),
 
     /// …and started again after a random delay in this range.
@@ -95,6 +101,51 @@ pub struct DriverOptions {
     /// Debugging leak detection: make a component leak, NAME=BYTES_PER_SECOND.
     #[arg(long, hide = true, value_parser = parse_debug_leak)]
     pub debug_leak: Vec<(String, u64)>,
+}
+
+/// The first port of the default block, 25000–25003.
+pub const DEFAULT_BASE_PORT: u16 = 25000;
+
+/// `--client-stabilities` values.
+const STABILITIES: [&str; 2] = ["stable", "unstable"];
+
+fn parse_base_port(text: &str) -> Result<u16, String> {
+    let highest = u16::MAX - (SERVERS.len() as u16 - 1);
+    match text.parse::<u16>() {
+        Ok(port) if (1..=highest).contains(&port) => Ok(port),
+        _ => Err(format!(
+            "must be a port from 1 to {highest} (the {} servers use it and the ports after it)",
+            SERVERS.len()
+        )),
+    }
+}
+
+fn one_of(text: &str, what: &str, names: &[&str]) -> Result<String, String> {
+    if names.contains(&text) {
+        Ok(text.to_string())
+    } else {
+        Err(format!("not a {what}; one of: {}", names.join(", ")))
+    }
+}
+
+fn parse_server(text: &str) -> Result<String, String> {
+    one_of(text, "server", &SERVERS.map(|(name, _, _)| name))
+}
+
+fn parse_pattern(text: &str) -> Result<String, String> {
+    one_of(text, "client pattern", &PATTERNS.map(|(name, _)| name))
+}
+
+fn parse_stability(text: &str) -> Result<String, String> {
+    one_of(text, "stability", &STABILITIES)
+}
+
+fn parse_kill_interval(text: &str) -> Result<(Duration, Duration), String> {
+    let (low, high) = parse_range(text)?;
+    if low.is_zero() {
+        return Err("MIN must be more than 0 (a range such as 16s..20s)".into());
+    }
+    Ok((low, high))
 }
 
 fn parse_debug_leak(text: &str) -> Result<(String, u64), String> {
@@ -140,8 +191,21 @@ impl std::fmt::Display for Failure {
     }
 }
 
-pub async fn run(options: DriverOptions) -> anyhow::Result<ExitCode> {
+/// Runs the matrix until `--duration` has passed, a failure, or `stop` (SIGINT or
+/// SIGTERM), at any stage; then every child is stopped and reaped before it returns
+/// (on an early error, such as a child that cannot be spawned, the others are killed
+/// as their handles drop).
+pub async fn run(options: DriverOptions, stop: CancellationToken) -> anyhow::Result<ExitCode> {
     loadlab_telemetry::init_logging(loadlab_telemetry::LogFormat::Human);
+    if let Some(range) = ports::ephemeral_overlap(options.base_port, SERVERS.len() as u16) {
+        eprintln!(
+            "driver: warning: ports {}–{} lie in the ephemeral port range {range} ({}): an outgoing \
+             connection may hold one while its server restarts; choose a --base-port outside it",
+            options.base_port,
+            options.base_port + SERVERS.len() as u16 - 1,
+            ports::EPHEMERAL_RANGE_FILE
+        );
+    }
     let working_dir = options.working_dir.clone().unwrap_or_else(|| {
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
         PathBuf::from(format!("grpc-stress-{}", now.as_secs()))
@@ -181,6 +245,7 @@ pub async fn run(options: DriverOptions) -> anyhow::Result<ExitCode> {
     );
     let started = Instant::now();
     let mut failure: Option<Failure> = None;
+    let mut interrupted = false;
 
     // Servers first, and wait until each accepts connections.
     for component in components.iter_mut().filter(|c| c.spec.role == Role::Server) {
@@ -193,6 +258,10 @@ pub async fn run(options: DriverOptions) -> anyhow::Result<ExitCode> {
         let port = component.spec.port.expect("servers have a port");
         let deadline = Instant::now() + Duration::from_secs(15);
         while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+            if stop.is_cancelled() {
+                interrupted = true;
+                break;
+            }
             if let Some(status) = component.exited() {
                 failure.get_or_insert(Failure::Start {
                     component: component.spec.name.clone(),
@@ -210,7 +279,7 @@ pub async fn run(options: DriverOptions) -> anyhow::Result<ExitCode> {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
-    if failure.is_none() {
+    if failure.is_none() && !interrupted {
         for component in components.iter_mut().filter(|c| c.spec.role == Role::Client) {
             let extra = extra_args(component);
             component
@@ -225,11 +294,10 @@ pub async fn run(options: DriverOptions) -> anyhow::Result<ExitCode> {
     let mut ticker = tokio::time::interval(options.sample_interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let deadline = started + options.duration;
-    let mut interrupted = false;
-    while failure.is_none() && Instant::now() < deadline {
+    while failure.is_none() && !interrupted && Instant::now() < deadline {
         tokio::select! {
             _ = ticker.tick() => {}
-            _ = tokio::signal::ctrl_c() => { interrupted = true; break; }
+            _ = stop.cancelled() => { interrupted = true; break; }
         }
         let now = Instant::now();
         let at = now.duration_since(started).as_secs_f64();
@@ -353,7 +421,7 @@ pub async fn run(options: DriverOptions) -> anyhow::Result<ExitCode> {
 
     let verdict = match (&failure, interrupted) {
         (Some(failure), _) => format!("FAILED: {failure}"),
-        (None, true) => "INTERRUPTED: stopped by Ctrl-C before the end".to_string(),
+        (None, true) => "INTERRUPTED: stopped by SIGINT or SIGTERM before the end".to_string(),
         (None, false) => {
             let worst = trends
                 .iter()

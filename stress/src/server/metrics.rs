@@ -1,6 +1,8 @@
 //! The server's metrics: names, buckets, and the RPC timer that records every call's
 //! outcome once, even when the client goes away mid-call.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use tonic::Code;
@@ -50,17 +52,19 @@ pub fn describe() {
     describe_gauge!(HEAP_CEILING, Unit::Bytes, "The --max-heap this process stops at (absent without one)");
 }
 
-/// Times one RPC and records its outcome when finished, or `CANCELLED` when dropped
-/// unfinished (the client went away).
+/// Times one RPC and records its outcome when finished, or, when dropped unfinished,
+/// `DEADLINE_EXCEEDED` if its deadline expired and `CANCELLED` otherwise (the client
+/// went away).
 pub struct RpcTimer {
     method: &'static str,
     started: Instant,
     done: bool,
+    deadline_expired: Option<Arc<AtomicBool>>,
 }
 
 impl RpcTimer {
     pub fn start(method: &'static str) -> Self {
-        Self { method, started: Instant::now(), done: false }
+        Self { method, started: Instant::now(), done: false, deadline_expired: super::deadline::expired_flag() }
     }
 
     pub fn finish(mut self, code: Code) {
@@ -77,7 +81,8 @@ impl RpcTimer {
 impl Drop for RpcTimer {
     fn drop(&mut self) {
         if !self.done {
-            self.record(Code::Cancelled);
+            let expired = self.deadline_expired.as_ref().is_some_and(|flag| flag.load(Ordering::Relaxed));
+            self.record(if expired { Code::DeadlineExceeded } else { Code::Cancelled });
         }
     }
 }

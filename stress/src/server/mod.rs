@@ -3,6 +3,7 @@
 
 mod chat_service;
 mod connections;
+mod deadline;
 mod limits;
 pub mod metrics;
 mod stress_service;
@@ -19,7 +20,7 @@ use tonic::transport::{Identity, Server, ServerTlsConfig};
 
 use crate::proto::chat_server::ChatServer;
 use crate::proto::stress_server::StressServer;
-use crate::units::parse_optional_address;
+use crate::units::{parse_optional_address, positive_duration, positive_u32, positive_usize};
 use chat_service::ChatService;
 use connections::CountedStream;
 use limits::InFlightLimit;
@@ -47,24 +48,24 @@ pub struct ServerOptions {
 
     /// Most concurrent streams a client may open on one HTTP/2 connection (the
     /// per-connection limit; further streams wait at the client).
-    #[arg(long, env = "GRPC_STRESS_MAX_CONCURRENT_STREAMS", default_value_t = 256)]
+    #[arg(long, env = "GRPC_STRESS_MAX_CONCURRENT_STREAMS", default_value_t = 256, value_parser = positive_u32)]
     pub max_concurrent_streams: u32,
 
     /// Most RPCs in flight across the server; more are refused at once with
     /// RESOURCE_EXHAUSTED (load shedding) instead of queueing.
-    #[arg(long, env = "GRPC_STRESS_MAX_IN_FLIGHT", default_value_t = 10_000)]
+    #[arg(long, env = "GRPC_STRESS_MAX_IN_FLIGHT", default_value_t = 10_000, value_parser = positive_usize)]
     pub max_in_flight: usize,
 
     /// HTTP/2 keepalive ping interval.
-    #[arg(long, env = "GRPC_STRESS_KEEPALIVE_INTERVAL", default_value = "30s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "GRPC_STRESS_KEEPALIVE_INTERVAL", default_value = "30s", value_parser = positive_duration)]
     pub keepalive_interval: Duration,
 
     /// Close a connection whose keepalive ping is not answered within this time.
-    #[arg(long, env = "GRPC_STRESS_KEEPALIVE_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "GRPC_STRESS_KEEPALIVE_TIMEOUT", default_value = "10s", value_parser = positive_duration)]
     pub keepalive_timeout: Duration,
 
     /// Interval between pings on a chat subscription.
-    #[arg(long, env = "GRPC_STRESS_CHAT_PING_INTERVAL", default_value = "2s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "GRPC_STRESS_CHAT_PING_INTERVAL", default_value = "2s", value_parser = positive_duration)]
     pub chat_ping_interval: Duration,
 
     /// After SIGTERM, how long open calls (endless streams included) may go on
@@ -124,12 +125,20 @@ pub async fn run(
     let (health_reporter, health) = tonic_health::server::health_reporter();
     health_reporter.set_serving::<StressServer<StressService>>().await;
     health_reporter.set_serving::<ChatServer<ChatService>>().await;
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()?;
+    // Both reflection versions: grpcurl and newer clients speak v1, Python's
+    // grpcio-reflection and older tools only v1alpha. Each lists every service served,
+    // the other version's reflection service included.
+    let reflection = |other_reflection: &'static [u8]| {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(other_reflection)
+    };
+    let reflection_v1 = reflection(tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET).build_v1()?;
+    let reflection_v1alpha = reflection(tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET).build_v1alpha()?;
 
     let mut builder = Server::builder()
+        .layer(deadline::DeadlineLayer)
         .max_concurrent_streams(Some(options.max_concurrent_streams))
         .http2_keepalive_interval(Some(options.keepalive_interval))
         .http2_keepalive_timeout(Some(options.keepalive_timeout));
@@ -156,7 +165,8 @@ pub async fn run(
     let signalled = stopping.clone();
     let serving = builder
         .add_service(health)
-        .add_service(reflection)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
         .add_service(stress)
         .add_service(chat)
         .serve_with_incoming_shutdown(incoming, async move {

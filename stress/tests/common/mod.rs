@@ -65,15 +65,21 @@ impl Drop for TestServer {
     }
 }
 
-/// Four consecutive free loopback ports, for a driver run's servers.
+/// Four consecutive free loopback ports for a driver run's servers, below Linux's
+/// default ephemeral range (32768–60999) so no outgoing connection takes one.
 pub fn free_port_block() -> u16 {
+    free_port_block_in(20_000..32_000)
+}
+
+/// Four consecutive free loopback ports starting in `range`.
+pub fn free_port_block_in(range: std::ops::Range<u16>) -> u16 {
     use rand::Rng;
     for _ in 0..200 {
-        let base = rand::rng().random_range(20_000..60_000);
+        let base = rand::rng().random_range(range.clone());
         let free = (base..base + 4).all(|port| std::net::TcpListener::bind(("127.0.0.1", port)).is_ok());
         if free {
             return base;
         }
     }
-    panic!("no block of four free ports");
+    panic!("no block of four free ports in {range:?}");
 }

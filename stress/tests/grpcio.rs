@@ -1,0 +1,139 @@
+//! grpc-stress against a gRPC implementation nobody here wrote: Python's grpcio runs
+//! `tests/grpcio/test_grpc_stress.py` (pytest) against two real server processes,
+//! plain and TLS (certificates from `grpc-stress certs`). The Python packages, pinned
+//! in `tests/grpcio/requirements.txt`, go into the workspace's `.venv`, created or
+//! brought up to date here; the proto is compiled by grpcio-tools at test time into a
+//! temporary directory.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::process::{Child, Command};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_grpc-stress");
+
+/// The whole Python suite, set-up included, stops after this.
+const SUITE_LIMIT: Duration = Duration::from_secs(240);
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("stress/ is inside the workspace").to_path_buf()
+}
+
+/// Runs `command` to completion, failing the test with its output if it fails.
+async fn run(command: &mut Command, what: &str) -> std::process::Output {
+    let output = tokio::time::timeout(SUITE_LIMIT, command.kill_on_drop(true).output())
+        .await
+        .unwrap_or_else(|_| panic!("{what}: still running after {SUITE_LIMIT:?}"))
+        .unwrap_or_else(|error| panic!("{what}: {error}"));
+    assert!(
+        output.status.success(),
+        "{what}: {}\n{}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+/// The workspace's `.venv` with `requirements` installed; returns its python. pip does
+/// nothing (and asks no index) when every pinned version is already there.
+/// The project's Python (.venv) with `requirements` installed: what
+/// `scripts/python-venv` prints, the one place that decides it.
+async fn python_venv(requirements: &Path) -> PathBuf {
+    let script = workspace().join("scripts/python-venv");
+    let output = Command::new(&script)
+        .arg(requirements)
+        .output()
+        .await
+        .unwrap_or_else(|error| panic!("{} not runnable: {error}", script.display()));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "scripts/python-venv {}:\n{stderr}", requirements.display());
+    PathBuf::from(String::from_utf8(output.stdout).unwrap().trim())
+}
+
+/// A free loopback port (the OS's pick, released for the server to take).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+struct Server {
+    port: u16,
+    metrics_port: u16,
+    log: PathBuf,
+    _child: Child,
+}
+
+async fn start_server(dir: &Path, name: &str, tls: Option<(&Path, &Path)>) -> Server {
+    let (port, metrics_port) = (free_port(), free_port());
+    let log = dir.join(format!("{name}.log"));
+    let mut command = Command::new(BINARY);
+    command
+        .args(["server", "--listen", &format!("127.0.0.1:{port}")])
+        .args(["--metrics-listen", &format!("127.0.0.1:{metrics_port}")])
+        .args(["--chat-ping-interval", "100ms"])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .kill_on_drop(true);
+    if let Some((cert, key)) = tls {
+        command.arg("--tls-cert").arg(cert).arg("--tls-key").arg(key);
+    }
+    let mut child = command.spawn().unwrap();
+    for _ in 0..400 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+            return Server { port, metrics_port, log, _child: child };
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("{name} server exited ({status}): {}", std::fs::read_to_string(&log).unwrap_or_default());
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("{name} server never opened port {port}: {}", std::fs::read_to_string(&log).unwrap_or_default());
+}
+
+/// The sum of a counter's series whose labels contain every one of `labels`.
+fn counter(metrics: &str, name: &str, labels: &[&str]) -> f64 {
+    metrics
+        .lines()
+        .filter(|line| line.starts_with(&format!("{name}{{")) && labels.iter().all(|label| line.contains(label)))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpcio_suite_over_plain_and_tls() {
+    let suite = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/grpcio");
+    let python = python_venv(&suite.join("requirements.txt")).await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let certs = dir.path().join("certs");
+    run(Command::new(BINARY).arg("certs").arg("--out").arg(&certs), "grpc-stress certs").await;
+    let plain = start_server(dir.path(), "plain", None).await;
+    let secure = start_server(dir.path(), "tls", Some((&certs.join("server.pem"), &certs.join("server.key")))).await;
+
+    let output = run(
+        Command::new(&python)
+            .args(["-m", "pytest", "-q", "-p", "no:cacheprovider", "--basetemp"])
+            .arg(dir.path().join("pytest"))
+            .arg(&suite)
+            .current_dir(workspace())
+            .env("PYTHONDONTWRITEBYTECODE", "1")
+            .env("GRPC_STRESS_PLAIN", format!("127.0.0.1:{}", plain.port))
+            .env("GRPC_STRESS_TLS", format!("127.0.0.1:{}", secure.port))
+            .env("GRPC_STRESS_CA", certs.join("ca.pem")),
+        "the grpcio suite (pytest)",
+    )
+    .await;
+    let report = String::from_utf8_lossy(&output.stdout);
+    println!("{report}");
+    assert!(report.lines().any(|line| line.contains(" passed")), "pytest reported no passed test:\n{report}");
+
+    // The server counts a call whose deadline expired on it as DEADLINE_EXCEEDED, not as
+    // cancelled. (Not all 30 of the suite's: where the client's own timer wins the race
+    // the server sees the call end, not its deadline.)
+    let metrics =
+        reqwest::get(format!("http://127.0.0.1:{}/metrics", plain.metrics_port)).await.unwrap().text().await.unwrap();
+    let expired =
+        counter(&metrics, "grpc_stress_rpcs_total", &["method=\"ClientStreaming\"", "code=\"DEADLINE_EXCEEDED\""]);
+    assert!(expired >= 1.0, "the plain server recorded no expired deadline (log {}):\n{metrics}", plain.log.display());
+}
