@@ -103,21 +103,26 @@ impl Activity {
         matches!(*self.phase(), Phase::Busy { .. })
     }
 
-    /// When the current phase runs out, if it can.
+    /// When the current phase runs out, if it can (a timeout too long to add to a
+    /// clock never runs out).
     pub fn deadline(&self, timeouts: PhaseTimeouts) -> Option<Instant> {
         match *self.phase() {
-            Phase::Head { since } => Some(since + timeouts.header_read),
-            Phase::Idle { since } => Some(since + timeouts.keep_alive),
+            Phase::Head { since } => since.checked_add(timeouts.header_read),
+            Phase::Idle { since } => since.checked_add(timeouts.keep_alive),
             Phase::Busy { .. } => None,
         }
     }
 
     /// Whether the current phase has run out at `now`, and which.
     pub fn expired(&self, now: Instant, timeouts: PhaseTimeouts) -> Option<Expired> {
+        let deadline = self.deadline(timeouts)?;
+        if now < deadline {
+            return None;
+        }
         match *self.phase() {
-            Phase::Head { since } if now >= since + timeouts.header_read => Some(Expired::HeaderRead),
-            Phase::Idle { since } if now >= since + timeouts.keep_alive => Some(Expired::KeepAlive),
-            _ => None,
+            Phase::Head { .. } => Some(Expired::HeaderRead),
+            Phase::Idle { .. } => Some(Expired::KeepAlive),
+            Phase::Busy { .. } => None,
         }
     }
 
@@ -169,6 +174,14 @@ mod tests {
         let deadline = activity.deadline(TIMEOUTS).unwrap();
         assert!(deadline >= idle_from + TIMEOUTS.keep_alive - Duration::from_millis(100));
         assert_eq!(activity.expired(deadline, TIMEOUTS), Some(Expired::KeepAlive));
+    }
+
+    #[test]
+    fn an_absurd_timeout_never_runs_out_instead_of_overflowing() {
+        let activity = Activity::new(Instant::now());
+        let forever = PhaseTimeouts { header_read: Duration::MAX, keep_alive: Duration::MAX };
+        assert_eq!(activity.deadline(forever), None);
+        assert_eq!(activity.expired(Instant::now(), forever), None);
     }
 
     #[test]

@@ -25,14 +25,15 @@ pub struct BodyReadTimeout {
 /// the body makes a reader wait, so a body that has already arrived costs nothing.
 pub struct TimedBody {
     inner: Incoming,
-    deadline: Instant,
+    /// `None` when the limit is too long to add to the clock: no deadline then.
+    deadline: Option<Instant>,
     limit: Duration,
     timer: Option<Pin<Box<Sleep>>>,
 }
 
 impl TimedBody {
     pub fn new(inner: Incoming, limit: Duration) -> Self {
-        Self { inner, deadline: Instant::now() + limit, limit, timer: None }
+        Self { inner, deadline: Instant::now().checked_add(limit), limit, timer: None }
     }
 }
 
@@ -45,7 +46,7 @@ impl Body for TimedBody {
         if let Poll::Ready(frame) = Pin::new(&mut this.inner).poll_frame(cx) {
             return Poll::Ready(frame.map(|result| result.map_err(BoxError::from)));
         }
-        let deadline = this.deadline;
+        let Some(deadline) = this.deadline else { return Poll::Pending };
         let timer = this.timer.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
         if timer.as_mut().poll(cx).is_ready() {
             metrics::counter!(names::CONNECTION_TIMEOUTS, "phase" => "body_read").increment(1);
