@@ -57,6 +57,11 @@ impl<S: AsyncWrite + Unpin> Watched<S> {
 /// The status of `bytes` if they are exactly one of hyper's own bodiless error
 /// answers to an unparsable request head.
 pub fn hyper_error_status(bytes: &[u8]) -> Option<u16> {
+    // Most writes are ordinary responses: skip them without parsing
+    // (`HTTP/1.1 400 …`: the status is bytes 9 to 11).
+    if !matches!(bytes.get(9..12), Some(b"400" | b"414" | b"431")) {
+        return None;
+    }
     let mut headers = [httparse::EMPTY_HEADER; 8];
     let mut response = httparse::Response::new(&mut headers);
     match response.parse(bytes) {
