@@ -157,7 +157,14 @@ async fn copy_rate(url: &str, devices: &[String], rows: u64) -> f64 {
 #[tokio::main]
 async fn main() {
     let options = Options::parse();
-    let postgres = PostgresInstance::start().expect("private PostgreSQL");
+    // TimescaleDB, where installed, must be preloaded for the migration to create it.
+    let settings = if loadlab::postgres::has_timescaledb() {
+        vec![("shared_preload_libraries".to_string(), "timescaledb".to_string())]
+    } else {
+        Vec::new()
+    };
+    let database = loadlab::postgres::PostgresOptions { settings, ..Default::default() };
+    let postgres = PostgresInstance::start_with(database).expect("private PostgreSQL");
     postgres.create_database("device_api").unwrap();
     let url = postgres.url("device_api");
     let port = loadlab::ports::free_loopback_port().unwrap();

@@ -66,6 +66,31 @@ pub struct Config {
     #[arg(long, env = "DEVICE_API_MAX_CLOCK_SKEW", default_value = "5min", value_parser = humantime::parse_duration)]
     pub max_clock_skew: Duration,
 
+    /// How long a client has to send a complete request head (request line and
+    /// headers): counted from the moment the connection is accepted for its first
+    /// request, and from the first byte of each later one. A connection that misses it
+    /// is closed without an answer.
+    #[arg(long, env = "DEVICE_API_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = positive_duration)]
+    pub header_read_timeout: Duration,
+
+    /// How long a client has to send a whole request body, counted from the end of its
+    /// head. A body still arriving then is answered 408 (JSON, `Connection: close`) and
+    /// its connection closed; a body the route does not read ends the connection.
+    #[arg(long, env = "DEVICE_API_BODY_READ_TIMEOUT", default_value = "10s", value_parser = positive_duration)]
+    pub body_read_timeout: Duration,
+
+    /// How long a kept-alive connection may sit idle after a response before the next
+    /// request begins; then it is closed (silently, as HTTP allows for an idle
+    /// connection).
+    #[arg(long, env = "DEVICE_API_KEEP_ALIVE_TIMEOUT", default_value = "60s", value_parser = positive_duration)]
+    pub keep_alive_timeout: Duration,
+
+    /// Most client connections open at once. One more is answered at once with 503
+    /// (JSON, `Retry-After`, `Connection: close`) and closed. Keep it below the
+    /// process's open-file limit (`ulimit -n`), with room for the database pool.
+    #[arg(long, env = "DEVICE_API_MAX_CONNECTIONS", default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_connections: u32,
+
     /// Log format on stderr.
     #[arg(long, env = "DEVICE_API_LOG_FORMAT", value_enum, default_value_t = LogFormat::Human)]
     pub log_format: LogFormat,
@@ -74,6 +99,16 @@ pub struct Config {
     /// connecting to anything.
     #[arg(long)]
     pub check_config: bool,
+}
+
+/// A duration for a timeout: humantime syntax, and not zero (a zero timeout would
+/// close every connection at once).
+fn positive_duration(text: &str) -> Result<Duration, String> {
+    let duration = humantime::parse_duration(text).map_err(|error| error.to_string())?;
+    if duration.is_zero() {
+        return Err("must be longer than zero".into());
+    }
+    Ok(duration)
 }
 
 impl Config {

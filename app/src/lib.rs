@@ -3,6 +3,8 @@
 //! Devices log in, poll for a command and push measurements; `/statistics` summarises
 //! them. The layers, from the outside in:
 //!
+//! - [`serve`]: the HTTP/1.1 transport: connection cap, header, body and keep-alive
+//!   timeouts, JSON for the answers hyper makes itself;
 //! - [`http`]: routes, extractors, the error type, metrics middleware, OpenAPI;
 //! - [`ingest`]: the group-commit write path (acknowledge only after commit);
 //! - [`devices`], [`statistics`], [`model`]: the domain and its reads;
@@ -18,6 +20,7 @@ pub mod http;
 pub mod ingest;
 pub mod metrics;
 pub mod model;
+pub mod serve;
 pub mod statistics;
 
 use std::future::Future;
@@ -94,8 +97,15 @@ pub async fn run(
         recorder,
     };
 
+    let connections = serve::ConnectionLimits {
+        header_read_timeout: config.header_read_timeout,
+        body_read_timeout: config.body_read_timeout,
+        keep_alive_timeout: config.keep_alive_timeout,
+        max_connections: config.max_connections,
+    };
+    warn_if_over_file_limit(config.max_connections, config.pool_size);
     tracing::info!(address = %listener.local_addr()?, "device-api listening");
-    axum::serve(listener, http::router(state)).with_graceful_shutdown(shutdown).await?;
+    serve::serve(listener, http::router(state), connections, shutdown).await;
     // The router, and with it every handle to the ingest queue, is gone: the writers
     // commit what is still queued and stop.
     tracing::info!("draining the write queue");
@@ -105,6 +115,28 @@ pub async fn run(
     pool.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Warns when `--max-connections` cannot be reached: past the open-file limit, accepts
+/// fail (and are retried) instead of being answered 503.
+fn warn_if_over_file_limit(max_connections: u32, pool_size: u32) {
+    let Ok(limits) = std::fs::read_to_string("/proc/self/limits") else { return };
+    let soft = limits
+        .lines()
+        .find(|line| line.starts_with("Max open files"))
+        .and_then(|line| line.split_whitespace().nth(3))
+        .and_then(|soft| soft.parse::<u64>().ok());
+    // The listener, the pool, logs and a margin for the rest.
+    let needed = u64::from(max_connections) + u64::from(pool_size) + 64;
+    if let Some(soft) = soft
+        && needed > soft
+    {
+        tracing::warn!(
+            max_connections,
+            open_file_limit = soft,
+            "--max-connections is above what the open-file limit allows; lower it or raise the limit (ulimit -n)"
+        );
+    }
 }
 
 /// Applies the embedded migrations, waiting for an unreachable database for up to

@@ -16,6 +16,9 @@ pub const POOL_MAX: &str = "device_api_db_pool_max_connections";
 pub const POOL_ACQUIRE_DURATION: &str = "device_api_db_pool_acquire_duration_seconds";
 pub const STORAGE_ENGINE: &str = "device_api_storage_engine_info";
 pub const DATABASE_UP: &str = "device_api_database_up";
+pub const CONNECTIONS_OPEN: &str = "device_api_connections_open";
+pub const CONNECTIONS_REFUSED: &str = "device_api_connections_refused_total";
+pub const CONNECTION_TIMEOUTS: &str = "device_api_connection_timeouts_total";
 
 /// Latency buckets (seconds): 100 µs to 10 s, dense where an API's SLO usually sits.
 const LATENCY: &[f64] = &[
@@ -53,4 +56,10 @@ pub fn describe() {
     describe_histogram!(POOL_ACQUIRE_DURATION, Unit::Seconds, "Time a request waited for a database connection");
     describe_gauge!(STORAGE_ENGINE, "1 for the engine that stores measurement (label engine)");
     describe_gauge!(DATABASE_UP, "1 when the last readiness check reached the migrated database");
+    describe_gauge!(CONNECTIONS_OPEN, "Client connections open");
+    describe_counter!(CONNECTIONS_REFUSED, "Connections answered 503 because --max-connections were open");
+    describe_counter!(
+        CONNECTION_TIMEOUTS,
+        "Requests and connections cut off by a timeout, by phase (header_read, body_read, keep_alive)"
+    );
 }

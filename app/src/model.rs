@@ -29,27 +29,44 @@ pub const FLUSH_FRACTION: f64 = 0.5;
 pub const WATER_SPECIFIC_HEAT: f64 = 4186.0;
 
 /// A measurement as a device sends it (the original body).
+///
+/// The `#[schema]` bounds are the ones [`MeasurementInput::validate`] enforces, so a
+/// schema-valid value is never refused for its range (a unit test holds the two
+/// together); only the time window and `charge_now ≤ charge_full` cannot be said in
+/// JSON Schema and are in the descriptions. Integer fields also take integral numbers
+/// written with a fraction (`5396.0`), as JSON Schema counts them as integers.
 #[derive(Clone, Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MeasurementInput {
     /// Ignored, as in the original: the authenticated device is used.
     #[serde(default)]
     pub id: Option<Uuid>,
-    /// When it was measured: ISO-8601; without an offset it is taken as UTC.
+    /// When it was measured: ISO-8601; without an offset it is taken as UTC. Refused
+    /// (422) when older than `--max-measurement-age` or further ahead than
+    /// `--max-clock-skew`.
     #[serde(deserialize_with = "deserialize_time")]
     #[schema(value_type = String, format = DateTime, example = "2026-11-23T10:00:00Z")]
     pub time: DateTime<Utc>,
     /// Battery charge now, 0 ≤ charge_now ≤ charge_full.
+    #[serde(deserialize_with = "deserialize_integral")]
+    #[schema(minimum = 0, maximum = 2147483647, format = Int32)]
     pub charge_now: i32,
     /// Battery charge when full, ≥ 0.
+    #[serde(deserialize_with = "deserialize_integral")]
+    #[schema(minimum = 0, maximum = 2147483647, format = Int32)]
     pub charge_full: i32,
-    /// Charge rate, finite, |charge_rate| ≤ 1e6.
+    /// Charge rate, |charge_rate| ≤ 1e6.
+    #[schema(minimum = -1000000.0, maximum = 1000000.0, format = Double)]
     pub charge_rate: f64,
-    /// Ambient temperature °C, finite, −100..200.
+    /// Ambient temperature °C, −100..200.
+    #[schema(minimum = -100.0, maximum = 200.0, format = Double)]
     pub ambient_temp: f64,
-    /// Water temperature °C, finite, −100..200.
+    /// Water temperature °C, −100..200.
+    #[schema(minimum = -100.0, maximum = 200.0, format = Double)]
     pub water_temp: f64,
     /// Water in the reservoir, litres, 0..1e6.
+    #[serde(deserialize_with = "deserialize_integral")]
+    #[schema(minimum = 0, maximum = 1000000, format = Int32)]
     pub water_level: i32,
 }
 
@@ -147,6 +164,39 @@ fn deserialize_time<'de, D: Deserializer<'de>>(deserializer: D) -> Result<DateTi
     NaiveDateTime::parse_from_str(&text, "%Y-%m-%dT%H:%M:%S%.f")
         .map(|naive| naive.and_utc())
         .map_err(|_| serde::de::Error::custom(format!("`{text}` is not an ISO-8601 date-time")))
+}
+
+/// An `i32` written as a JSON integer or as an integral number with a fraction
+/// (`5396.0`, `1e3`): JSON does not tell them apart and neither does JSON Schema's
+/// `integer`. A real fraction or a value outside `i32` is refused, naming the value.
+fn deserialize_integral<'de, D: Deserializer<'de>>(deserializer: D) -> Result<i32, D::Error> {
+    struct Integral;
+    impl serde::de::Visitor<'_> for Integral {
+        type Value = i32;
+
+        fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+            write!(formatter, "an integer within {}..{}", i32::MIN, i32::MAX)
+        }
+
+        fn visit_i64<E: serde::de::Error>(self, value: i64) -> Result<i32, E> {
+            i32::try_from(value).map_err(|_| E::invalid_value(serde::de::Unexpected::Signed(value), &self))
+        }
+
+        fn visit_u64<E: serde::de::Error>(self, value: u64) -> Result<i32, E> {
+            i32::try_from(value).map_err(|_| E::invalid_value(serde::de::Unexpected::Unsigned(value), &self))
+        }
+
+        fn visit_f64<E: serde::de::Error>(self, value: f64) -> Result<i32, E> {
+            let integral = value.fract() == 0.0 && (f64::from(i32::MIN)..=f64::from(i32::MAX)).contains(&value);
+            if integral {
+                // Exact: an integral f64 within i32's range converts without loss.
+                Ok(value as i32)
+            } else {
+                Err(E::invalid_value(serde::de::Unexpected::Float(value), &self))
+            }
+        }
+    }
+    deserializer.deserialize_any(Integral)
 }
 
 /// The command for a device, in the original's JSON encoding.
@@ -271,6 +321,81 @@ mod tests {
             assert_eq!(error.field, format!("[2].{field}"));
         }
         assert!(input().validate(Uuid::nil(), window(), now, "").is_ok());
+    }
+
+    /// Every bound the OpenAPI schema states is the one `validate` enforces: the bound
+    /// itself is accepted, the next value past it refused, naming the field.
+    #[test]
+    fn schema_bounds_are_the_validation_bounds() {
+        let schema = serde_json::to_value(<MeasurementInput as utoipa::PartialSchema>::schema()).unwrap();
+        let properties = schema["properties"].as_object().unwrap();
+        let now = Utc::now();
+        let mut checked = Vec::new();
+        for (field, property) in properties {
+            let integral = property["type"] == "integer";
+            for (bound, outward) in [("minimum", -1.0), ("maximum", 1.0)] {
+                let Some(limit) = property[bound].as_f64() else { continue };
+                // charge_now may not exceed charge_full: give each room to reach its own bounds.
+                let at = |value: f64| {
+                    let mut body = serde_json::to_value(input()).unwrap();
+                    body["time"] = serde_json::json!(now.to_rfc3339());
+                    body["charge_now"] = serde_json::json!(0);
+                    body["charge_full"] = serde_json::json!(i32::MAX);
+                    body[field] = serde_json::json!(value);
+                    serde_json::from_value::<MeasurementInput>(body)
+                        .map_err(|error| error.to_string())
+                        .and_then(|parsed| parsed.validate(Uuid::nil(), window(), now, "").map_err(|e| e.to_string()))
+                };
+                assert!(at(limit).is_ok(), "{field} = {limit} (its {bound}) is refused: {:?}", at(limit));
+                let beyond = if integral { limit + outward } else { limit + outward * limit.abs().max(1.0) * 1e-9 };
+                let refused = at(beyond).expect_err(&format!("{field} = {beyond} (past its {bound}) is accepted"));
+                assert!(refused.contains(field.as_str()) || integral, "{field}: {refused}");
+                checked.push(format!("{field}.{bound}"));
+            }
+        }
+        checked.sort();
+        assert_eq!(
+            checked,
+            [
+                "ambient_temp.maximum",
+                "ambient_temp.minimum",
+                "charge_full.maximum",
+                "charge_full.minimum",
+                "charge_now.maximum",
+                "charge_now.minimum",
+                "charge_rate.maximum",
+                "charge_rate.minimum",
+                "water_level.maximum",
+                "water_level.minimum",
+                "water_temp.maximum",
+                "water_temp.minimum",
+            ],
+            "every numeric field states both bounds"
+        );
+        // And the constants the descriptions quote are the schema's.
+        assert_eq!(properties["water_level"]["maximum"].as_f64(), Some(f64::from(MAX_WATER_LEVEL)));
+        assert_eq!(properties["charge_rate"]["maximum"].as_f64(), Some(CHARGE_RATE_LIMIT));
+        assert_eq!(properties["water_temp"]["minimum"].as_f64(), Some(TEMPERATURE_RANGE.0));
+        assert_eq!(properties["water_temp"]["maximum"].as_f64(), Some(TEMPERATURE_RANGE.1));
+    }
+
+    #[test]
+    fn integral_numbers_with_a_fraction_are_integers() {
+        let parse = |charge_full: &str| {
+            let body = format!(
+                r#"{{"time":"2026-01-02T03:04:05Z","charge_now":1,"charge_full":{charge_full},"charge_rate":0,
+                "ambient_temp":20,"water_temp":30,"water_level":4.0}}"#
+            );
+            serde_json::from_str::<MeasurementInput>(&body).map_err(|error| error.to_string())
+        };
+        assert_eq!(parse("5396.0").unwrap().charge_full, 5396);
+        assert_eq!(parse("5396").unwrap().charge_full, 5396);
+        assert_eq!(parse("5.396e3").unwrap().charge_full, 5396);
+        assert_eq!(parse("-0.0").unwrap().charge_full, 0);
+        assert_eq!(parse("2147483647.0").unwrap().charge_full, i32::MAX);
+        for refused in ["5396.5", "2147483648.0", "2147483648", "1e300", "\"5396\"", "true", "null"] {
+            assert!(parse(refused).is_err(), "charge_full = {refused} is accepted");
+        }
     }
 
     #[test]

@@ -138,6 +138,26 @@ async fn statistics_are_computed_from_the_stored_rows() {
 }
 
 #[tokio::test]
+async fn integers_written_with_a_fractional_zero_are_accepted() {
+    let api = TestApi::start().await;
+    let device = api.login().await;
+    // What JSON and OpenAPI call an integer, and what the original (aeson) accepted.
+    let body = json!({
+        "time": chrono::Utc::now().to_rfc3339(),
+        "charge_now": 100.0,
+        "charge_full": 5396.0,
+        "charge_rate": 0,
+        "ambient_temp": 20,
+        "water_temp": 30,
+        "water_level": 4.5e1,
+    });
+    assert_eq!(api.post_measurement(device, &body).await, 204);
+    assert_eq!(api.count("SELECT charge_full::int8 FROM measurement").await, 5396);
+    assert_eq!(api.count("SELECT water_level::int8 FROM measurement").await, 45);
+    api.stop().await;
+}
+
+#[tokio::test]
 async fn batch_route_stores_every_row_or_none() {
     let api = TestApi::start().await;
     let device = api.login().await;
@@ -198,7 +218,7 @@ async fn service_endpoints() {
 
 #[tokio::test]
 async fn openapi_documents_every_route_with_its_errors() {
-    let api = TestApi::start().await;
+    let api = TestApi::start_with(|config| config.max_batch_measurements = 250).await;
     let document: Value = api.client.get(api.url("/openapi.json")).send().await.unwrap().json().await.unwrap();
     assert!(document["openapi"].as_str().unwrap().starts_with("3."));
     let paths = document["paths"].as_object().unwrap();
@@ -225,5 +245,21 @@ async fn openapi_documents_every_route_with_its_errors() {
     }
     let description = document["paths"]["/command"]["get"]["description"].as_str().unwrap_or_default();
     assert!(description.contains("55 °C"), "the command rule is documented: {description}");
+
+    // The limits are in the schema, not only in prose (the bounds themselves are held
+    // to the validation by a unit test in model.rs).
+    let measurement = &document["components"]["schemas"]["MeasurementInput"];
+    assert_eq!(measurement["additionalProperties"], false, "{measurement}");
+    for field in ["charge_now", "charge_full", "charge_rate", "ambient_temp", "water_temp", "water_level"] {
+        let property = &measurement["properties"][field];
+        assert!(property["minimum"].is_number() && property["maximum"].is_number(), "{field}: {property}");
+    }
+    assert_eq!(measurement["properties"]["water_level"]["maximum"], 1_000_000);
+    assert_eq!(measurement["properties"]["water_level"]["format"], "int32");
+    assert_eq!(measurement["properties"]["time"]["format"], "date-time");
+    let batch = &document["paths"]["/measurements"]["post"]["requestBody"]["content"]["application/json"]["schema"];
+    assert_eq!((batch["minItems"].as_u64(), batch["maxItems"].as_u64()), (Some(1), Some(250)), "{batch}");
+    let login = &document["components"]["schemas"]["LoginRequest"]["properties"]["username"];
+    assert_eq!(login["maxLength"], 256, "{login}");
     api.stop().await;
 }

@@ -50,6 +50,7 @@ fn cases() -> Vec<Case> {
         json_case("deeply nested", "/measurement", nested.into_bytes(), 400, None),
         json_case("wrong type: string for int", "/measurement", with("charge_now", json!("fifty")), 400, Some("charge_now")),
         json_case("wrong type: float for int", "/measurement", with("water_level", json!(1.5)), 400, Some("water_level")),
+        json_case("a fraction for an int", "/measurement", with("charge_full", json!(5396.5)), 400, Some("charge_full")),
         json_case("wrong type: int overflow", "/measurement", with("charge_full", json!(1u64 << 40)), 400, Some("charge_full")),
         json_case("wrong type: bool for number", "/measurement", with("water_temp", json!(true)), 400, Some("water_temp")),
         json_case("wrong type: null", "/measurement", with("ambient_temp", Value::Null), 400, Some("ambient_temp")),

@@ -18,6 +18,8 @@ pub fn router() -> Router<AppState> {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
+    /// Ignored; at most 256 characters.
+    #[schema(max_length = 256)]
     pub username: String,
 }
 

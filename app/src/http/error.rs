@@ -1,6 +1,12 @@
 //! The API's one error type. Every refusal is a JSON body `{"error", "message",
 //! "field"?}` with a precise 4xx; database trouble is a 503 with `Retry-After` when
 //! the database is unreachable, and a logged, generic 500 otherwise.
+//!
+//! Refusals made below the router (a connection over the cap, a request hyper could
+//! not parse) are rendered by [`ApiError::to_http1`] as whole HTTP/1.1 responses, so
+//! they carry the same JSON.
+
+use std::time::Duration;
 
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -13,6 +19,12 @@ use crate::ingest::IngestError;
 
 /// Seconds a client should wait before retrying a 503.
 const RETRY_AFTER_SECONDS: u32 = 1;
+
+/// hyper's fixed limits on a request head (not configurable in hyper 1): the request
+/// target's length, and the header fields it parses.
+pub const HYPER_MAX_URI_BYTES: usize = u16::MAX as usize - 1;
+pub const HYPER_MAX_HEADERS: usize = 100;
+pub const HYPER_MAX_HEAD_BYTES: usize = 8192 + 4096 * 100;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -40,6 +52,21 @@ pub enum ApiError {
     NotFound { method: String, path: String },
     #[error("method {method} not allowed on {path}")]
     MethodNotAllowed { method: String, path: String },
+    /// The body did not arrive within `--body-read-timeout`.
+    #[error("the request body did not arrive within {limit:?} (--body-read-timeout)")]
+    BodyTimeout { limit: Duration },
+    /// A connection over `--max-connections`.
+    #[error("too many connections: device-api holds at most {limit} (--max-connections); retry later")]
+    TooManyConnections { limit: u32 },
+    /// hyper could not parse the request line or a header.
+    #[error("malformed request: the request line or a header is not valid HTTP/1.1")]
+    MalformedRequest,
+    #[error("request target longer than {HYPER_MAX_URI_BYTES} bytes")]
+    UriTooLong,
+    #[error(
+        "request head too large: more than {HYPER_MAX_HEADERS} header fields, or more than {HYPER_MAX_HEAD_BYTES} bytes"
+    )]
+    HeadersTooLarge,
     #[error("service unavailable: {0}")]
     Unavailable(String),
     #[error("internal error")]
@@ -69,7 +96,11 @@ impl ApiError {
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::NotFound { .. } => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
+            Self::MalformedRequest => StatusCode::BAD_REQUEST,
+            Self::UriTooLong => StatusCode::URI_TOO_LONG,
+            Self::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            Self::Unavailable(_) | Self::TooManyConnections { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -85,9 +116,77 @@ impl ApiError {
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::NotFound { .. } => "not_found",
             Self::MethodNotAllowed { .. } => "method_not_allowed",
+            Self::BodyTimeout { .. } => "body_timeout",
+            Self::TooManyConnections { .. } => "too_many_connections",
+            Self::MalformedRequest => "malformed_request",
+            Self::UriTooLong => "uri_too_long",
+            Self::HeadersTooLarge => "headers_too_large",
             Self::Unavailable(_) => "unavailable",
             Self::Internal(_) => "internal",
         }
+    }
+
+    /// The error behind one of the bodiless answers hyper makes itself for a request
+    /// head it cannot parse (see `serve::io`).
+    pub fn for_hyper_status(status: u16) -> Option<Self> {
+        match status {
+            400 => Some(Self::MalformedRequest),
+            414 => Some(Self::UriTooLong),
+            431 => Some(Self::HeadersTooLarge),
+            _ => None,
+        }
+    }
+
+    /// Whether the connection must close after this answer: the rest of the request
+    /// was not read, or the connection itself is refused.
+    fn closes_connection(&self) -> bool {
+        matches!(
+            self,
+            Self::BodyTimeout { .. }
+                | Self::TooManyConnections { .. }
+                | Self::MalformedRequest
+                | Self::UriTooLong
+                | Self::HeadersTooLarge
+        )
+    }
+
+    fn body(&self) -> ErrorBody {
+        let message = match self {
+            // Details of a fault stay in the log, not in the answer.
+            Self::Internal(detail) => {
+                tracing::error!(%detail, "internal error");
+                self.to_string()
+            }
+            Self::Unavailable(detail) => {
+                tracing::warn!(%detail, "answering 503");
+                self.to_string()
+            }
+            _ => self.to_string(),
+        };
+        let field = match self {
+            Self::MalformedBody { field, .. } => field.clone(),
+            Self::InvalidValue { field, .. } => Some(field.clone()),
+            _ => None,
+        };
+        ErrorBody { error: self.kind(), message, field }
+    }
+
+    /// This error as a complete HTTP/1.1 response that closes the connection, for
+    /// answers written straight to a socket.
+    pub fn to_http1(&self) -> Vec<u8> {
+        let status = self.status_code();
+        let body = serde_json::to_vec(&self.body()).unwrap_or_default();
+        let mut head = format!(
+            "HTTP/1.1 {} {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n",
+            status.as_u16(),
+            status.canonical_reason().unwrap_or(""),
+            body.len()
+        );
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            head.push_str(&format!("retry-after: {RETRY_AFTER_SECONDS}\r\n"));
+        }
+        head.push_str("\r\n");
+        [head.into_bytes(), body].concat()
     }
 }
 
@@ -113,26 +212,12 @@ impl From<IngestError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status_code();
-        let message = match &self {
-            // Details of a fault stay in the log, not in the answer.
-            Self::Internal(detail) => {
-                tracing::error!(%detail, "internal error");
-                self.to_string()
-            }
-            Self::Unavailable(detail) => {
-                tracing::warn!(%detail, "answering 503");
-                self.to_string()
-            }
-            _ => self.to_string(),
-        };
-        let field = match &self {
-            Self::MalformedBody { field, .. } => field.clone(),
-            Self::InvalidValue { field, .. } => Some(field.clone()),
-            _ => None,
-        };
-        let mut response = (status, Json(ErrorBody { error: self.kind(), message, field })).into_response();
+        let mut response = (status, Json(self.body())).into_response();
         if status == StatusCode::SERVICE_UNAVAILABLE {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
+        }
+        if self.closes_connection() {
+            response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         response
     }

@@ -9,6 +9,7 @@ use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
 use super::{ApiError, AppState};
+use crate::serve::BodyReadTimeout;
 
 /// The original's authentication header.
 pub const AUTH_COOKIE_HEADER: &str = "servant-auth-cookie";
@@ -36,16 +37,29 @@ impl<T: DeserializeOwned> FromRequest<AppState> for StrictJson<T> {
         }
         let limit = state.limits.max_body_bytes;
         let bytes = axum::body::to_bytes(request.into_body(), limit).await.map_err(|error| {
-            let too_large =
-                std::error::Error::source(&error).is_some_and(|source| source.is::<http_body_util::LengthLimitError>());
-            if too_large {
+            if cause::<http_body_util::LengthLimitError>(&error).is_some() {
                 ApiError::PayloadTooLarge { limit }
+            } else if let Some(timeout) = cause::<BodyReadTimeout>(&error) {
+                ApiError::BodyTimeout { limit: timeout.limit }
             } else {
                 ApiError::MalformedBody { field: None, message: format!("could not read the body: {error}") }
             }
         })?;
         parse_json(&bytes).map(StrictJson)
     }
+}
+
+/// The first error of type `E` in `error`'s chain of sources (body errors arrive
+/// wrapped by each body layer they pass).
+fn cause<'a, E: std::error::Error + 'static>(error: &'a (dyn std::error::Error + 'static)) -> Option<&'a E> {
+    let mut current = Some(error);
+    while let Some(error) = current {
+        if let Some(found) = error.downcast_ref::<E>() {
+            return Some(found);
+        }
+        current = error.source();
+    }
+    None
 }
 
 /// Parses `bytes` as one JSON value of type `T`, naming the field where it failed.

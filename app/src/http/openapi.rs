@@ -1,6 +1,7 @@
 //! `GET /openapi.json`: the OpenAPI 3 document of every route, generated from the
 //! handlers' annotations so it cannot drift from the code.
 
+use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -58,6 +59,18 @@ pub fn router() -> Router<AppState> {
 /// This document.
 #[utoipa::path(get, path = "/openapi.json", tag = "service",
     responses((status = 200, description = "OpenAPI 3 document", content_type = "application/json")))]
-pub async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
-    Json(ApiDoc::openapi())
+pub async fn openapi_json(State(state): State<AppState>) -> Json<serde_json::Value> {
+    Json(document(state.limits.max_batch_measurements))
+}
+
+/// The document with the limits this server was started with: a batch holds 1 to
+/// `--max-batch-measurements` elements.
+pub fn document(max_batch_measurements: usize) -> serde_json::Value {
+    let mut document = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+    let batch = document.pointer_mut("/paths/~1measurements/post/requestBody/content/application~1json/schema");
+    if let Some(serde_json::Value::Object(schema)) = batch {
+        schema.insert("minItems".into(), 1.into());
+        schema.insert("maxItems".into(), max_batch_measurements.into());
+    }
+    document
 }
