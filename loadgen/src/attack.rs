@@ -201,6 +201,11 @@ impl Attacker {
         let mut ran = end.saturating_duration_since(start);
         let mut next_second = start + Duration::from_secs(1);
         let second_of = |at: Instant| at.saturating_duration_since(run_start).as_secs().saturating_sub(1);
+        // Two timers for the whole step, moved rather than made anew on every turn of
+        // the loop (a timer made and dropped per turn costs a registration each time).
+        let second_timer = tokio::time::sleep_until(next_second);
+        let wake_timer = tokio::time::sleep_until(end);
+        tokio::pin!(second_timer, wake_timer);
         loop {
             // Issue what is due, a batch at a time.
             let mut wake = None;
@@ -252,6 +257,9 @@ impl Attacker {
                 (None, deadline) => deadline.unwrap_or(next_second),
                 (wake, None) => wake.unwrap_or(next_second),
             };
+            if wake_timer.deadline() != wake_at {
+                wake_timer.as_mut().reset(wake_at);
+            }
             tokio::select! {
                 biased;
                 _ = stop.cancelled(), if !interrupted => {
@@ -269,13 +277,14 @@ impl Attacker {
                         }
                     }
                 }
-                _ = tokio::time::sleep_until(next_second) => {
+                _ = &mut second_timer => {
                     let rate = pacer.rate_at(next_second.saturating_duration_since(start) - Duration::from_millis(500));
                     self.meter.in_flight(slots.used);
                     collector.close_second(second_of(next_second), rate.map(|rate| rate * share), on_second);
                     next_second += Duration::from_secs(1);
+                    second_timer.as_mut().reset(next_second);
                 }
-                _ = tokio::time::sleep_until(wake_at) => {
+                _ = &mut wake_timer => {
                     if let Phase::Draining(deadline) = phase
                         && Instant::now() >= deadline
                     {

@@ -131,7 +131,9 @@ impl HttpClient {
     async fn on_own(&self, slot: &mut Option<Sender>, request: Request<Body>, keep_body: bool) -> (Outcome, Bytes) {
         let reused = slot.as_ref().is_some_and(|sender| !sender.is_closed());
         if !reused {
-            match self.connector.connect().await {
+            // Boxed: connecting (TLS above all) is most of a request future's size, and
+            // it happens once per connection, while the future is moved on every request.
+            match Box::pin(self.connector.connect()).await {
                 Ok(sender) => *slot = Some(sender),
                 Err(kind) => {
                     *slot = None;

@@ -18,14 +18,21 @@ fn escape(text: &str) -> String {
     text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
+/// The top of an axis showing `values`, with `headroom` above the largest: only
+/// finite values count, and the axis stays within what plotters can divide into
+/// ticks (a report read from a damaged file may hold anything).
+fn axis_max(values: impl Iterator<Item = f64>, headroom: f64) -> f64 {
+    values.filter(|value| value.is_finite()).fold(1.0, f64::max).min(1e15) * headroom
+}
+
 /// A line chart as an SVG string.
 fn line_chart(title: &str, y_label: &str, series: &[Series<'_>]) -> String {
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
         let _ = root.fill(&WHITE);
-        let x_max = series.iter().flat_map(|(_, _, points)| points.iter().map(|p| p.0)).fold(1.0, f64::max);
-        let y_max = series.iter().flat_map(|(_, _, points)| points.iter().map(|p| p.1)).fold(1.0, f64::max) * 1.1;
+        let x_max = axis_max(series.iter().flat_map(|(_, _, points)| points.iter().map(|p| p.0)), 1.0);
+        let y_max = axis_max(series.iter().flat_map(|(_, _, points)| points.iter().map(|p| p.1)), 1.1);
         let Ok(mut chart) = ChartBuilder::on(&root)
             .caption(title, ("sans-serif", 18))
             .margin(10)
@@ -38,7 +45,9 @@ fn line_chart(title: &str, y_label: &str, series: &[Series<'_>]) -> String {
         let _ = chart.configure_mesh().x_desc("seconds").y_desc(y_label).draw();
         for (name, color, points) in series {
             let color = *color;
-            if let Ok(drawn) = chart.draw_series(LineSeries::new(points.clone(), color.stroke_width(2))) {
+            let drawable =
+                points.iter().copied().filter(|(x, y)| x.is_finite() && y.is_finite() && *x <= x_max && *y <= y_max);
+            if let Ok(drawn) = chart.draw_series(LineSeries::new(drawable, color.stroke_width(2))) {
                 drawn
                     .label(*name)
                     .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
@@ -67,7 +76,7 @@ fn steps_chart(report: &Report) -> String {
         let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
         let _ = root.fill(&WHITE);
         let count = report.steps.len().max(1);
-        let y_max = report.steps.iter().map(|step| step.offered_rate).fold(1.0, f64::max) * 1.15;
+        let y_max = axis_max(report.steps.iter().map(|step| step.offered_rate), 1.15);
         let Ok(mut chart) = ChartBuilder::on(&root)
             .caption("Steps (green held the SLO, red broke it)", ("sans-serif", 18))
             .margin(10)
@@ -89,10 +98,12 @@ fn steps_chart(report: &Report) -> String {
                 Some(true) => RGBColor(44, 160, 44),
                 None => RGBColor(31, 119, 180),
             };
-            Rectangle::new([(index as f64 + 0.15, 0.0), (index as f64 + 0.85, step.offered_rate)], color.filled())
+            let height = if step.offered_rate.is_finite() { step.offered_rate.clamp(0.0, y_max) } else { 0.0 };
+            Rectangle::new([(index as f64 + 0.15, 0.0), (index as f64 + 0.85, height)], color.filled())
         });
         let _ = chart.draw_series(bars);
-        if let Some(rate) = report.breaking_point.as_ref().and_then(|point| point.rate) {
+        if let Some(rate) = report.breaking_point.as_ref().and_then(|point| point.rate).filter(|rate| rate.is_finite())
+        {
             let line = LineSeries::new(vec![(0.0, rate), (count as f64, rate)], BLACK.stroke_width(2));
             if let Ok(drawn) = chart.draw_series(line) {
                 drawn
