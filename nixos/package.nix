@@ -22,6 +22,7 @@ rustPlatform.buildRustPackage {
       ../app
       ../lab
       ../loadgen
+      ../proto
       ../stress
       ../telemetry
       ../monitoring

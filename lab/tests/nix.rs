@@ -179,3 +179,21 @@ fn the_virtualbox_scripts_pass_shellcheck_as_the_flake_wraps_them() {
         assert!(output.status.success(), "{script}:\n{}", String::from_utf8_lossy(&output.stdout));
     }
 }
+
+/// The Nix package builds from a fileset: a workspace member missing from it would
+/// build here and fail on every Nix machine.
+#[test]
+fn the_package_fileset_holds_every_workspace_member() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let manifest: toml::Value = toml::from_str(&std::fs::read_to_string(root.join("Cargo.toml")).unwrap()).unwrap();
+    let package = std::fs::read_to_string(root.join("nixos/package.nix")).unwrap();
+    let members = manifest["workspace"]["members"].as_array().unwrap();
+    assert!(!members.is_empty());
+    for member in members {
+        let member = member.as_str().unwrap();
+        assert!(
+            package.lines().any(|line| line.trim() == format!("../{member}")),
+            "nixos/package.nix lacks ../{member}"
+        );
+    }
+}

@@ -10,11 +10,11 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use grpc_stress::client::Target;
-use grpc_stress::proto::chat_client::ChatClient;
-use grpc_stress::proto::chat_event::Event;
-use grpc_stress::proto::{ChatMessage, SubscribeRequest};
 use hdrhistogram::Histogram;
+use loadlab_proto::connect::Target;
+use loadlab_proto::stress::chat_client::ChatClient;
+use loadlab_proto::stress::chat_event::Event;
+use loadlab_proto::stress::{ChatMessage, SubscribeRequest};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 

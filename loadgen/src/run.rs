@@ -255,11 +255,7 @@ fn judge(common: &CommonArgs, outcome: &profile::ProfileRun) -> (Vec<ThresholdRe
 
 /// The scenario `common` asks for, set up: for `devices`, every device logged in.
 async fn scenario(common: &CommonArgs, stop: &CancellationToken) -> Result<Scenario, RunError> {
-    let trust = match (&common.ca, common.insecure) {
-        (_, true) => Trust::Insecure,
-        (Some(ca), false) => Trust::Ca(ca.clone()),
-        (None, false) => Trust::System,
-    };
+    let trust = Trust::from_options(common.ca.clone(), common.insecure);
     let http_client = async || -> Result<(Target, HttpClient), RunError> {
         let target = Target::parse(&common.target).map_err(RunError::Target)?;
         let connector = Connector::new(&target, &trust, common.http2).await.map_err(RunError::Target)?;
@@ -267,12 +263,12 @@ async fn scenario(common: &CommonArgs, stop: &CancellationToken) -> Result<Scena
     };
     match common.scenario {
         ScenarioKind::Grpc => {
-            let trust = grpc_stress::client::TrustOptions {
+            let trust = loadlab_proto::connect::TrustOptions {
                 ca: common.ca.clone(),
                 system_roots: common.ca.is_none() && !common.insecure,
                 no_server_validation: common.insecure,
             };
-            let target = grpc_stress::client::Target::new(&common.target, &trust)
+            let target = loadlab_proto::connect::Target::new(&common.target, &trust)
                 .map_err(crate::scenario::GrpcSetupError::from)?;
             let scenario = GrpcScenario::new(
                 target,

@@ -64,7 +64,7 @@ async fn every_rpc_kind_as_a_scenario() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chat_counts_every_delivery() {
     let (url, stop) = grpc_server().await;
-    let target = grpc_stress::client::Target::new(&url, &Default::default()).unwrap();
+    let target = loadlab_proto::connect::Target::new(&url, &Default::default()).unwrap();
     let plan = loadgen::chat::ChatPlan {
         conversations: 3,
         members: 4,

@@ -9,15 +9,9 @@
 
 pub mod certs;
 pub mod heap;
-pub mod payload;
 
-pub mod proto {
-    //! Code generated from `proto/stress.proto`.
-    tonic::include_proto!("loadlab.stress.v1");
-
-    /// The encoded descriptors, for server reflection.
-    pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("stress_descriptor");
-}
+/// The protocol and payloads, shared with loadgen through `loadlab-proto`.
+pub use loadlab_proto::{payload, stress as proto};
 pub mod client;
 pub mod driver;
 pub mod server;

@@ -202,8 +202,8 @@ pub enum GrpcKind {
 }
 
 impl GrpcKind {
-    pub fn call(self, messages: u32) -> grpc_stress::client::CallKind {
-        use grpc_stress::client::CallKind;
+    pub fn call(self, messages: u32) -> loadlab_proto::calls::CallKind {
+        use loadlab_proto::calls::CallKind;
         match self {
             Self::Unary => CallKind::NonStreaming,
             Self::ClientStreaming => CallKind::ClientStreaming(messages),

@@ -12,12 +12,12 @@ pub async fn chat(args: ChatArgs) -> u8 {
         eprintln!("loadgen: {error}");
         return exit::USAGE;
     }
-    let trust = grpc_stress::client::TrustOptions {
+    let trust = loadlab_proto::connect::TrustOptions {
         ca: args.ca.clone(),
         system_roots: false,
         no_server_validation: args.insecure,
     };
-    let target = match grpc_stress::client::Target::new(&args.target, &trust) {
+    let target = match loadlab_proto::connect::Target::new(&args.target, &trust) {
         Ok(target) => target,
         Err(error) => {
             eprintln!("loadgen: --target: {error}");

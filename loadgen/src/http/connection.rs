@@ -15,8 +15,8 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
 use super::target::{Security, Target};
-use super::tls::{Trust, client_config, server_name};
 use crate::outcome::ErrorKind;
+use loadlab_proto::tls::{TlsError, Trust, client_config, server_name};
 
 pub type Body = Full<Bytes>;
 
@@ -97,7 +97,14 @@ impl Connector {
             Security::Plain => None,
             Security::Tls => {
                 server_name(&target.host)?;
-                Some(TlsConnector::from(client_config(trust, http2)?))
+                let alpn: &[&[u8]] = if http2 { &[b"h2"] } else { &[b"http/1.1"] };
+                let config = client_config(trust, alpn).map_err(|error| match error {
+                    TlsError::NoTrust => {
+                        "no system CA certificates found: give --ca FILE (or --insecure for a test server)".into()
+                    }
+                    other => other.to_string(),
+                })?;
+                Some(TlsConnector::from(config))
             }
         };
         Ok(Arc::new(Self { target: target.clone(), addresses, tls, http2 }))

@@ -5,9 +5,8 @@
 mod client;
 mod connection;
 mod target;
-mod tls;
 
 pub use client::{HttpClient, Template, user_agent};
 pub use connection::{Body, Connector, Sender};
+pub use loadlab_proto::tls::Trust;
 pub use target::{Security, Target};
-pub use tls::Trust;

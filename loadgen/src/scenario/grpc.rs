@@ -6,7 +6,8 @@
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use grpc_stress::client::{CallKind, Target, call, stub};
+use loadlab_proto::calls::{CallKind, call, stub};
+use loadlab_proto::connect::Target;
 use tonic::transport::Channel;
 
 use crate::outcome::Outcome;
@@ -24,7 +25,7 @@ pub struct GrpcScenario {
 #[derive(Debug, thiserror::Error)]
 pub enum GrpcSetupError {
     #[error(transparent)]
-    Target(#[from] grpc_stress::client::ConnectError),
+    Target(#[from] loadlab_proto::connect::ConnectError),
     #[error("channel set-up: {0}")]
     Channel(#[from] tonic::transport::Error),
 }

@@ -6,8 +6,6 @@
 //! after exponential backoff with jitter; anything else is a failure. `--repeat` runs
 //! the groups again until stopped, as the driver's clients do.
 
-mod calls;
-mod connect;
 mod summary;
 
 use std::time::Duration;
@@ -19,8 +17,8 @@ use tonic::codec::CompressionEncoding;
 
 use crate::units::{positive_duration, positive_u32};
 
-pub use calls::{CallKind, Exchanged, call, stub};
-pub use connect::{ConnectError, Target, TrustOptions};
+pub use loadlab_proto::calls::{CallKind, Exchanged, call, stub};
+pub use loadlab_proto::connect::{ConnectError, Target, TrustOptions};
 pub use summary::{Fault, Summary, classify};
 
 /// Options of `grpc-stress client`.
@@ -28,11 +26,11 @@ pub use summary::{Fault, Summary, classify};
 pub struct ClientOptions {
     /// Server to call: http://host:port, or https://host:port for TLS (which needs
     /// --ca, --system-roots or --no-server-validation).
-    #[arg(long, env = "GRPC_STRESS_TARGET", default_value = "http://127.0.0.1:50051", value_parser = connect::parse_target)]
+    #[arg(long, env = "GRPC_STRESS_TARGET", default_value = "http://127.0.0.1:50051", value_parser = loadlab_proto::connect::parse_target)]
     pub target: String,
 
     /// TLS: trust the CA certificate(s) in this PEM file.
-    #[arg(long, value_parser = connect::parse_ca)]
+    #[arg(long, value_parser = loadlab_proto::connect::parse_ca)]
     pub ca: Option<std::path::PathBuf>,
 
     /// TLS: trust the system's certificate store.
@@ -167,7 +165,11 @@ impl ClientOptions {
         if self.group.kinds().is_empty() {
             return Err(ClientError::NoKind);
         }
-        if connect::is_secure(&self.target) && self.ca.is_none() && !self.system_roots && !self.no_server_validation {
+        if loadlab_proto::connect::is_secure(&self.target)
+            && self.ca.is_none()
+            && !self.system_roots
+            && !self.no_server_validation
+        {
             return Err(ClientError::Connect(ConnectError::NoTrust));
         }
         Ok(())

@@ -9,9 +9,9 @@ use tonic::codec::CompressionEncoding;
 use tonic::transport::Channel;
 
 use crate::payload::random_payload;
-use crate::proto::stream_message::Kind;
-use crate::proto::stress_client::StressClient;
-use crate::proto::{Count, Payload, StreamMessage};
+use crate::stress::stream_message::Kind;
+use crate::stress::stress_client::StressClient;
+use crate::stress::{Count, Payload, StreamMessage};
 
 /// Which RPC, with its N where it has one (0 = endless).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

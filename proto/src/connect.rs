@@ -1,18 +1,17 @@
 //! Opening a gRPC channel: one HTTP/2 connection per channel, plain or TLS. TLS is
-//! done here with rustls rather than by tonic, because `--no-server-validation` needs
-//! a verifier tonic does not offer.
+//! done here with rustls ([`crate::tls`]) rather than by tonic, because
+//! `--no-server-validation` needs a verifier tonic does not offer.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use hyper_util::rt::TokioIo;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime, pem::PemObject};
-use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_util::either::Either;
 use tonic::transport::{Channel, Endpoint, Uri};
+
+use crate::tls::{TlsError, Trust, client_config, load_ca};
 
 /// Where to connect and how.
 #[derive(Clone)]
@@ -77,7 +76,7 @@ pub fn parse_ca(text: &str) -> Result<PathBuf, String> {
     let path = PathBuf::from(text);
     match load_ca(&path) {
         Ok(_) => Ok(path),
-        Err(ConnectError::Ca { detail, .. }) => Err(format!("{detail} (a PEM file of CA certificates)")),
+        Err(TlsError::Ca { detail, .. }) => Err(format!("{detail} (a PEM file of CA certificates)")),
         Err(other) => Err(other.to_string()),
     }
 }
@@ -137,86 +136,11 @@ impl Target {
 }
 
 fn tls_connector(trust: &TrustOptions) -> Result<TlsConnector, ConnectError> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .map_err(|error| ConnectError::Tls(error.to_string()))?;
-    let mut config = if trust.no_server_validation {
-        builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate(provider)))
-            .with_no_client_auth()
-    } else {
-        let mut roots = RootCertStore::empty();
-        if let Some(path) = &trust.ca {
-            for certificate in load_ca(path)? {
-                roots
-                    .add(certificate)
-                    .map_err(|error| ConnectError::Ca { path: path.clone(), detail: error.to_string() })?;
-            }
-        }
-        if trust.system_roots {
-            for certificate in rustls_native_certs::load_native_certs().certs {
-                let _ = roots.add(certificate);
-            }
-        }
-        if roots.is_empty() {
-            return Err(ConnectError::NoTrust);
-        }
-        builder.with_root_certificates(roots).with_no_client_auth()
-    };
-    config.alpn_protocols = vec![b"h2".to_vec()];
-    Ok(TlsConnector::from(Arc::new(config)))
-}
-
-/// The certificates of a PEM file; at least one.
-fn load_ca(path: &std::path::Path) -> Result<Vec<CertificateDer<'static>>, ConnectError> {
-    let failed = |detail: String| ConnectError::Ca { path: path.to_path_buf(), detail };
-    let certificates = CertificateDer::pem_file_iter(path)
-        .and_then(|iter| iter.collect::<Result<Vec<_>, _>>())
-        .map_err(|error| failed(error.to_string()))?;
-    if certificates.is_empty() {
-        return Err(failed("no PEM certificate in it".into()));
-    }
-    Ok(certificates)
-}
-
-/// `--no-server-validation`: any certificate is accepted (signatures are still
-/// checked, so the handshake itself is real).
-#[derive(Debug)]
-struct AcceptAnyCertificate(Arc<rustls::crypto::CryptoProvider>);
-
-impl ServerCertVerifier for AcceptAnyCertificate {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
+    let trust = Trust { ca: trust.ca.clone(), system_roots: trust.system_roots, insecure: trust.no_server_validation };
+    let config = client_config(&trust, &[b"h2"]).map_err(|error| match error {
+        TlsError::Ca { path, detail } => ConnectError::Ca { path, detail },
+        TlsError::NoTrust => ConnectError::NoTrust,
+        TlsError::Setup(detail) => ConnectError::Tls(detail),
+    })?;
+    Ok(TlsConnector::from(config))
 }
