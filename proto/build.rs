@@ -13,5 +13,6 @@ fn compile(name: &str) -> Result<(), Box<dyn std::error::Error>> {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    compile("stress")
+    compile("stress")?;
+    compile("agent")
 }

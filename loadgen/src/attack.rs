@@ -50,6 +50,32 @@ pub struct StepOutcome {
     /// From the first due request to the last answer.
     pub elapsed: Duration,
     pub interrupted: bool,
+    /// With agents: each agent's share of the step (empty when run locally).
+    pub agents: Vec<AgentShare>,
+    /// An agent was lost during the step: its figures are partial.
+    pub degraded: bool,
+}
+
+/// One agent's part of a step, so a generator that fell behind is visible.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct AgentShare {
+    pub agent: String,
+    /// Its segment of the schedule, i/n.
+    pub segment: String,
+    pub offered: u64,
+    pub completed: u64,
+    pub errors: u64,
+    pub dropped: u64,
+    pub achieved_rate: f64,
+    /// p99 of its schedule lag, ms.
+    pub lag_p99_ms: Option<f64>,
+    /// Its corrected latency of successful requests, as it measured it (base64
+    /// HdrHistogram V2, microseconds): the raw material of the merged figures.
+    #[serde(default)]
+    pub corrected_ok: String,
+    /// Why its figures are missing or partial (lost mid-step, failed).
+    #[serde(default)]
+    pub trouble: Option<String>,
 }
 
 /// The generator: a scenario, the in-flight cap, and the connections lanes own
@@ -161,6 +187,30 @@ enum Phase {
     Issuing,
     /// Waiting for what is in flight until the deadline.
     Draining(Instant),
+}
+
+impl crate::runner::StepRunner for Attacker {
+    fn share(&self) -> f64 {
+        1.0 / f64::from(self.segment.count)
+    }
+
+    fn devices(&self) -> u32 {
+        match &*self.scenario {
+            Scenario::Devices(devices) => devices.count() as u32,
+            _ => 0,
+        }
+    }
+
+    fn run_step(
+        &mut self,
+        pace: &Pace,
+        label: &str,
+        run_start: Instant,
+        stop: &CancellationToken,
+        on_second: &mut OnSecond<'_>,
+    ) -> impl std::future::Future<Output = StepOutcome> + Send {
+        self.run(pace, label, run_start, stop, on_second)
+    }
 }
 
 impl Attacker {
@@ -309,7 +359,15 @@ impl Attacker {
         }
         self.meter.in_flight(0);
         let (stats, seconds) = collector.finish();
-        StepOutcome { stats, seconds, ran, elapsed: now.saturating_duration_since(start), interrupted }
+        StepOutcome {
+            stats,
+            seconds,
+            ran,
+            elapsed: now.saturating_duration_since(start),
+            interrupted,
+            agents: Vec::new(),
+            degraded: false,
+        }
     }
 
     /// Issues `work` (due at `due`, issued `now`); `false` when every slot was taken

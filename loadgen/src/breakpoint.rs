@@ -14,15 +14,18 @@ use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::attack::{Attacker, OnSecond};
+use crate::attack::OnSecond;
 use crate::metrics as names;
 use crate::pacer::Pace;
 use crate::profile::{ProfileRun, Step};
+use crate::runner::StepRunner;
 use crate::schedule::Schedule;
 use crate::slo::{Slo, check};
 
 /// Most growth steps a search may plan before it reaches its maximum rate.
 pub const MAX_GROWTH_STEPS: u32 = 200;
+/// Most times one step runs again after losing an agent.
+const MAX_RERUNS: u32 = 3;
 
 /// How a breakpoint search grows the rate between steps.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -93,14 +96,14 @@ pub struct BreakingPoint {
 
 /// Runs the search; see the module documentation.
 pub async fn search(
-    attacker: &mut Attacker,
+    runner: &mut impl StepRunner,
     plan: &BreakpointPlan,
     run_start: Instant,
     stop: &CancellationToken,
     on_second: &mut OnSecond<'_>,
 ) -> ProfileRun {
     let mut steps: Vec<Step> = Vec::new();
-    let share = 1.0 / f64::from(attacker.segment.count);
+    let share = runner.share();
     let mut held_rate: Option<f64> = None;
     let mut broken: Option<(f64, Vec<String>)> = None;
     let mut rate = plan.start_rate;
@@ -112,7 +115,15 @@ pub async fn search(
             if broken.is_none() { format!("step {}", steps.len() + 1) } else { format!("refine {refinements}") };
         metrics::gauge!(names::STEP).set(steps.len() as f64);
         let pace = Pace::Open(Schedule::constant(rate, plan.step_duration));
-        let outcome = attacker.run(&pace, &label, run_start, stop, on_second).await;
+        let mut outcome = runner.run_step(&pace, &label, run_start, stop, on_second).await;
+        // An agent lost mid-step (and the run goes on without it): the step's figures
+        // lack its share, so the step runs again on the agents left.
+        let mut again = 0;
+        while outcome.degraded && !outcome.interrupted && again < MAX_RERUNS {
+            again += 1;
+            eprintln!("loadgen: {label} lost an agent; running it again on the agents left");
+            outcome = runner.run_step(&pace, &label, run_start, stop, on_second).await;
+        }
         interrupted = outcome.interrupted;
         let mut step = Step::new(label, rate, plan.step_duration, outcome);
         // This instance's share of the rate is what it can be held to.

@@ -36,12 +36,43 @@ pub struct SecondRow {
     pub lag_p99_ms: Option<f64>,
 }
 
+impl SecondRow {
+    /// The row of second `second` of step `step`, from that second's statistics.
+    /// `offered_rate` is the schedule's rate then (`None`: what was sent).
+    pub fn from_stats(second: u64, step: &str, offered_rate: Option<f64>, stats: &Stats) -> Self {
+        let corrected = stats.ok_latency(true);
+        let uncorrected = stats.ok_latency(false);
+        let at = |histogram: &hdrhistogram::Histogram<u64>, quantile: f64| {
+            (!histogram.is_empty()).then(|| histogram.value_at_quantile(quantile) as f64 / 1000.0)
+        };
+        let sent = stats.offered.saturating_sub(stats.dropped);
+        SecondRow {
+            second,
+            step: step.to_string(),
+            offered_rate: offered_rate.unwrap_or(sent as f64),
+            sent,
+            completed: stats.completed(),
+            ok: stats.ok(),
+            errors: stats.errors(),
+            dropped: stats.dropped,
+            p50_ms: at(&corrected, 0.5),
+            p90_ms: at(&corrected, 0.9),
+            p99_ms: at(&corrected, 0.99),
+            p99_uncorrected_ms: at(&uncorrected, 0.99),
+            lag_p99_ms: ms(stats
+                .schedule_lag
+                .as_ref()
+                .filter(|lag| !lag.is_empty())
+                .map(|lag| Duration::from_micros(lag.value_at_quantile(0.99)))),
+        }
+    }
+}
+
 /// One step's statistics and its seconds.
 pub struct Collector {
     label: String,
     step: Stats,
     second: Stats,
-    second_sent: u64,
     rows: Vec<SecondRow>,
 }
 
@@ -51,13 +82,7 @@ fn ms(duration: Option<Duration>) -> Option<f64> {
 
 impl Collector {
     pub fn new(label: &str) -> Self {
-        Self {
-            label: label.to_string(),
-            step: Stats::default(),
-            second: Stats::default(),
-            second_sent: 0,
-            rows: Vec::new(),
-        }
+        Self { label: label.to_string(), step: Stats::default(), second: Stats::default(), rows: Vec::new() }
     }
 
     /// A request was sent, `lag` after it was due.
@@ -66,7 +91,6 @@ impl Collector {
             stats.offered += 1;
             stats.record_lag(lag);
         }
-        self.second_sent += 1;
     }
 
     /// `count` requests were due and not sent.
@@ -92,35 +116,10 @@ impl Collector {
         offered_rate: Option<f64>,
         on_second: &mut dyn FnMut(&SecondRow, &Stats),
     ) {
-        let corrected = self.second.ok_latency(true);
-        let uncorrected = self.second.ok_latency(false);
-        let at = |histogram: &hdrhistogram::Histogram<u64>, quantile: f64| {
-            (!histogram.is_empty()).then(|| histogram.value_at_quantile(quantile) as f64 / 1000.0)
-        };
-        let row = SecondRow {
-            second,
-            step: self.label.clone(),
-            offered_rate: offered_rate.unwrap_or(self.second_sent as f64),
-            sent: self.second_sent,
-            completed: self.second.completed(),
-            ok: self.second.ok(),
-            errors: self.second.errors(),
-            dropped: self.second.dropped,
-            p50_ms: at(&corrected, 0.5),
-            p90_ms: at(&corrected, 0.9),
-            p99_ms: at(&corrected, 0.99),
-            p99_uncorrected_ms: at(&uncorrected, 0.99),
-            lag_p99_ms: ms(self
-                .second
-                .schedule_lag
-                .as_ref()
-                .filter(|lag| !lag.is_empty())
-                .map(|lag| Duration::from_micros(lag.value_at_quantile(0.99)))),
-        };
+        let row = SecondRow::from_stats(second, &self.label, offered_rate, &self.second);
         on_second(&row, &self.second);
         self.rows.push(row);
         self.second.clear();
-        self.second_sent = 0;
     }
 
     /// Whether anything happened in the current second.

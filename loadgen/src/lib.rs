@@ -6,6 +6,7 @@
 //! fed by a `pacer` (when, on which lane) and a `scenario` (what, over `http` or
 //! gRPC), filing answers in the pure `collector` (`stats`, `slo`) and in `meter`
 //! (Prometheus). `output` renders; `bottleneck` asks `prometheus` why it broke.
+pub mod agent;
 pub mod attack;
 pub mod bottleneck;
 pub mod breakpoint;
@@ -13,6 +14,7 @@ pub mod chat;
 pub mod cli;
 pub mod collector;
 pub mod commands;
+pub mod controller;
 pub mod exit;
 pub mod export;
 pub mod http;
@@ -26,8 +28,10 @@ pub mod profile;
 pub mod prometheus;
 pub mod push;
 pub mod run;
+pub mod runner;
 pub mod scenario;
 pub mod schedule;
 pub mod slo;
 pub mod stats;
 pub mod stop;
+pub mod wire;

@@ -15,6 +15,7 @@ async fn main() -> ExitCode {
         Command::Report(args) => commands::report(args),
         Command::Export(args) => commands::export(args).await,
         Command::Target(args) => commands::target(args).await,
+        Command::Agent(args) => commands::agent(args).await,
         load => match load.into_plan() {
             Ok(Some(plan)) => commands::load(plan).await,
             Ok(None) => exit::USAGE,

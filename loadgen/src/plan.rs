@@ -4,10 +4,12 @@
 //! routines have devices, its TLS options fit its target.
 
 use crate::breakpoint::{AnalysisSource, BreakpointPlan, Growth, MAX_GROWTH_STEPS};
-use crate::cli::{BreakpointArgs, Command, CommonArgs, RunArgs, ScenarioKind};
+use crate::cli::{AgentsArgs, BreakpointArgs, Command, CommonArgs, RunArgs, ScenarioKind};
+use crate::controller::ControllerOptions;
 use crate::http::{Security, Target};
 use crate::profile::Profile;
 use crate::schedule::RatePiece;
+use crate::schedule::Segment;
 use crate::slo::Slo;
 
 /// A load run, ready to go.
@@ -15,23 +17,43 @@ use crate::slo::Slo;
 pub struct Plan {
     pub common: CommonArgs,
     pub profile: Profile,
+    /// Agents to drive instead of sending requests from here.
+    pub agents: Option<AgentsPlan>,
+}
+
+/// A run through agents: who, how, and the scenario's options for them.
+#[derive(Debug)]
+pub struct AgentsPlan {
+    pub controller: ControllerOptions,
+    /// The scenario's options, as the agents' own parser reads them.
+    pub args: Vec<String>,
 }
 
 impl Command {
     /// The plan of `run` or `breakpoint` (`None` for the other commands); the error
     /// is one line naming the options at fault.
     pub fn into_plan(self) -> Result<Option<Plan>, String> {
-        let plan = match self {
-            Command::Run(args) => run_plan(args)?,
-            Command::Breakpoint(args) => breakpoint_plan(args)?,
-            Command::Chat(_) | Command::Report(_) | Command::Export(_) | Command::Target(_) => return Ok(None),
+        let (mut plan, agents) = match self {
+            Command::Run(args) => {
+                let agents = args.agents.clone();
+                (run_plan(args)?, agents)
+            }
+            Command::Breakpoint(args) => {
+                let agents = args.agents.clone();
+                (breakpoint_plan(args)?, agents)
+            }
+            Command::Chat(_) | Command::Report(_) | Command::Export(_) | Command::Target(_) | Command::Agent(_) => {
+                return Ok(None);
+            }
         };
         check_common(&plan.common)?;
+        plan.agents = agents_plan(agents, &plan)?;
         Ok(Some(plan))
     }
 }
 
-fn check_common(common: &CommonArgs) -> Result<(), String> {
+/// The checks across the common options (each alone was checked by its parser).
+pub fn check_common(common: &CommonArgs) -> Result<(), String> {
     let target = Target::parse(&common.target).map_err(|error| format!("--target: {error}"))?;
     if target.security == Security::Plain && (common.ca.is_some() || common.insecure) {
         let option = if common.insecure { "--insecure" } else { "--ca" };
@@ -76,7 +98,7 @@ fn run_plan(args: RunArgs) -> Result<Plan, String> {
             duration: args.duration,
         }
     };
-    Ok(Plan { common: args.common, profile })
+    Ok(Plan { common: args.common, profile, agents: None })
 }
 
 fn breakpoint_plan(args: BreakpointArgs) -> Result<Plan, String> {
@@ -111,5 +133,33 @@ fn breakpoint_plan(args: BreakpointArgs) -> Result<Plan, String> {
             args.start_rate, args.max_rate
         ));
     }
-    Ok(Plan { common: args.common, profile: Profile::Breakpoint(plan) })
+    Ok(Plan { common: args.common, profile: Profile::Breakpoint(plan), agents: None })
+}
+
+/// With --agents: the token read, the load model an open one, the scenario's words.
+fn agents_plan(args: AgentsArgs, plan: &Plan) -> Result<Option<AgentsPlan>, String> {
+    if args.agents.is_empty() {
+        return Ok(None);
+    }
+    let path = args.agent_token_file.ok_or("--agents needs --agent-token-file (the agents' shared token)")?;
+    let token = crate::wire::read_token(&path).map_err(|error| format!("--agent-token-file {error}"))?;
+    if matches!(plan.profile, Profile::Closed { .. } | Profile::Routines { .. }) {
+        return Err("--agents drives open models: --rate, --stages or breakpoint (not --users or routines)".into());
+    }
+    if plan.common.segment != Segment::WHOLE {
+        return Err("--agents splits the schedule itself: leave --segment out".into());
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    if let Some(twice) = args.agents.iter().find(|agent| !seen.insert(agent.as_str())) {
+        return Err(format!("--agents names {twice} twice"));
+    }
+    let controller = ControllerOptions {
+        agents: args.agents,
+        token,
+        heartbeat: args.heartbeat,
+        on_loss: args.on_agent_loss,
+        ready_timeout: args.ready_timeout,
+        grace: plan.common.grace,
+    };
+    Ok(Some(AgentsPlan { controller, args: plan.common.scenario_args() }))
 }

@@ -7,9 +7,10 @@ use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::attack::{Attacker, OnSecond, StepOutcome};
+use crate::attack::{OnSecond, StepOutcome};
 use crate::breakpoint::{BreakingPoint, BreakpointPlan};
 use crate::pacer::Pace;
+use crate::runner::StepRunner;
 use crate::schedule::{RatePiece, Schedule};
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -82,16 +83,16 @@ pub struct ProfileRun {
 
 /// Runs `profile` to the end (or until `stop`).
 pub async fn run(
-    attacker: &mut Attacker,
+    runner: &mut impl StepRunner,
     profile: &Profile,
-    devices: u32,
     stop: &CancellationToken,
     on_second: &mut OnSecond<'_>,
 ) -> ProfileRun {
     let run_start = Instant::now();
+    let devices = runner.devices();
     let (label, pace) = match profile {
         Profile::Breakpoint(plan) => {
-            return crate::breakpoint::search(attacker, plan, run_start, stop, on_second).await;
+            return crate::breakpoint::search(runner, plan, run_start, stop, on_second).await;
         }
         Profile::Constant { rate, duration } => ("constant", Pace::Open(Schedule::constant(*rate, *duration))),
         Profile::Stages { stages } => ("stages", Pace::Open(Schedule::new(stages.clone()))),
@@ -108,7 +109,7 @@ pub async fn run(
             ("closed", Pace::Users { users: *users, think: (*think_min, *think_max), length: *duration })
         }
     };
-    let outcome = attacker.run(&pace, label, run_start, stop, on_second).await;
+    let outcome = runner.run_step(&pace, label, run_start, stop, on_second).await;
     let (offered_rate, duration) = match &pace {
         Pace::Open(schedule) => (schedule.mean_rate(), schedule.duration()),
         // A closed model offers what it manages to send.

@@ -17,6 +17,7 @@ use crate::attack::Attacker;
 use crate::breakpoint::BreakpointPlan;
 use crate::cli::{CommonArgs, ScenarioKind};
 use crate::collector::SecondRow;
+use crate::controller::Controller;
 use crate::exit;
 use crate::http::{Connector, HttpClient, Target, Template, Trust};
 use crate::output::report::{Report, ThresholdReport, step_reports};
@@ -47,6 +48,8 @@ pub enum RunError {
     Out { path: String, detail: String },
     #[error("writing results to {path}: {source}")]
     Write { path: String, source: std::io::Error },
+    #[error(transparent)]
+    Controller(#[from] crate::controller::ControllerError),
 }
 
 impl RunError {
@@ -54,7 +57,7 @@ impl RunError {
     /// [`exit::INTERRUPTED`].
     pub fn exit_code(&self) -> u8 {
         match self {
-            RunError::Devices(_) | RunError::Write { .. } => exit::INTERRUPTED,
+            RunError::Devices(_) | RunError::Write { .. } | RunError::Controller(_) => exit::INTERRUPTED,
             _ => exit::USAGE,
         }
     }
@@ -76,18 +79,12 @@ pub fn prepare_out(dir: &Path) -> Result<(), RunError> {
 
 /// Runs `plan`; `live` prints a line per second. Returns the report and exit code.
 pub async fn execute(plan: &Plan, stop: CancellationToken, live: bool) -> Result<(Report, u8), RunError> {
-    let Plan { common, profile } = plan;
+    let Plan { common, profile, agents } = plan;
     let analysis = preflight(common, profile).await?;
     let recorder = serve_metrics(common.listen).await?;
     let run_id = common.run_id.clone().unwrap_or_else(|| chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string());
     let pushing = Pushing::start(common, &run_id, recorder);
 
-    let scenario = Arc::new(scenario(common, &stop).await?);
-    let devices = match &*scenario {
-        Scenario::Devices(devices) => devices.count() as u32,
-        _ => 0,
-    };
-    let mut attacker = Attacker::new(scenario.clone(), common.max_in_flight, common.seed, common.segment, common.grace);
     let seconds: Mutex<Vec<SecondRow>> = Mutex::default();
     let mut on_second = |row: &SecondRow, _: &Stats| {
         if live {
@@ -95,8 +92,24 @@ pub async fn execute(plan: &Plan, stop: CancellationToken, live: bool) -> Result
         }
         seconds.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push(row.clone());
     };
-    let started_at = chrono::Utc::now().to_rfc3339();
-    let outcome = profile::run(&mut attacker, profile, devices, &stop, &mut on_second).await;
+    let (outcome, started_at, agent_urls) = match agents {
+        None => {
+            let scenario = Arc::new(scenario(common, &stop).await?);
+            let (max_in_flight, seed, segment, grace) =
+                (common.max_in_flight, common.seed, common.segment, common.grace);
+            let mut attacker = Attacker::new(scenario, max_in_flight, seed, segment, grace);
+            let started_at = chrono::Utc::now().to_rfc3339();
+            (profile::run(&mut attacker, profile, &stop, &mut on_second).await, started_at, Vec::new())
+        }
+        Some(agents) => {
+            let names = common.scenario.requests(common.grpc_kind);
+            let mut controller = Controller::connect(agents.controller.clone(), names).await?;
+            eprintln!("loadgen: preparing {} agents", controller.agents().len());
+            controller.prepare(agents.args.clone(), &stop).await?;
+            let started_at = chrono::Utc::now().to_rfc3339();
+            (profile::run(&mut controller, profile, &stop, &mut on_second).await, started_at, controller.agents())
+        }
+    };
 
     let bottlenecks = match analysis {
         Some(analysis) if !outcome.interrupted => analysis.run(&outcome, &stop).await,
@@ -107,7 +120,8 @@ pub async fn execute(plan: &Plan, stop: CancellationToken, live: bool) -> Result
     let report = Report {
         loadgen_version: env!("CARGO_PKG_VERSION").to_string(),
         started_at,
-        scenario: scenario.name().to_string(),
+        scenario: common.scenario.name().to_string(),
+        agents: agent_urls,
         target: common.target.clone(),
         segment: common.segment.to_string(),
         seed: common.seed,
@@ -144,7 +158,7 @@ async fn preflight(common: &CommonArgs, profile: &Profile) -> Result<Option<Anal
 }
 
 /// Serves `/metrics` on `listen` (when given); returns the recorder.
-async fn serve_metrics(listen: Option<std::net::SocketAddr>) -> Result<MetricsRecorder, RunError> {
+pub(crate) async fn serve_metrics(listen: Option<std::net::SocketAddr>) -> Result<MetricsRecorder, RunError> {
     let recorder = MetricsRecorder::install("loadgen", &crate::metrics::histograms())?;
     crate::metrics::describe();
     if let Some(address) = listen {
@@ -240,7 +254,12 @@ fn judge(common: &CommonArgs, outcome: &profile::ProfileRun) -> (Vec<ThresholdRe
         .collect();
     let any_broken = thresholds.iter().any(|threshold| threshold.broken.is_some());
     let first_step_broke = outcome.breaking_point.as_ref().is_some_and(|point| point.rate.is_none());
-    let (verdict, code) = if outcome.interrupted {
+    let lost = outcome.steps.last().filter(|step| step.outcome.interrupted && step.outcome.degraded).and_then(|step| {
+        step.outcome.agents.iter().find_map(|agent| Some((agent.agent.clone(), agent.trouble.clone()?)))
+    });
+    let (verdict, code) = if let Some((agent, trouble)) = lost {
+        (format!("aborted: agent {agent} was lost ({trouble}); figures cover what ran"), exit::INTERRUPTED)
+    } else if outcome.interrupted {
         ("interrupted: stopped before the end; figures cover what ran".to_string(), exit::INTERRUPTED)
     } else if first_step_broke {
         let start = outcome.steps.first().map_or(0.0, |step| step.offered_rate);
@@ -254,11 +273,12 @@ fn judge(common: &CommonArgs, outcome: &profile::ProfileRun) -> (Vec<ThresholdRe
 }
 
 /// The scenario `common` asks for, set up: for `devices`, every device logged in.
-async fn scenario(common: &CommonArgs, stop: &CancellationToken) -> Result<Scenario, RunError> {
+pub(crate) async fn scenario(common: &CommonArgs, stop: &CancellationToken) -> Result<Scenario, RunError> {
     let trust = Trust::from_options(common.ca.clone(), common.insecure);
     let http_client = async || -> Result<(Target, HttpClient), RunError> {
         let target = Target::parse(&common.target).map_err(RunError::Target)?;
-        let connector = Connector::new(&target, &trust, common.http2).await.map_err(RunError::Target)?;
+        let sources = common.source_addresses.clone();
+        let connector = Connector::new(&target, &trust, common.http2, sources).await.map_err(RunError::Target)?;
         Ok((target, HttpClient::new(connector, common.timeout, common.connections as usize)))
     };
     match common.scenario {

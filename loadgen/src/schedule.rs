@@ -48,6 +48,14 @@ pub struct Segment {
 impl Segment {
     pub const WHOLE: Segment = Segment { index: 0, count: 1 };
 
+    /// Segment `index` of `count`, 0 ≤ index < count.
+    pub fn new(index: u32, count: u32) -> Result<Self, String> {
+        if count == 0 || index >= count {
+            return Err(format!("segment {index}/{count}: need 0 ≤ i < n in i/n"));
+        }
+        Ok(Self { index, count })
+    }
+
     pub fn contains(self, k: u64) -> bool {
         k % u64::from(self.count) == u64::from(self.index)
     }
@@ -91,6 +99,10 @@ impl Schedule {
 
     pub fn duration(&self) -> Duration {
         self.pieces.iter().map(|piece| piece.duration).sum()
+    }
+
+    pub fn pieces(&self) -> &[RatePiece] {
+        &self.pieces
     }
 
     /// The offered rate at `at` (requests/s).

@@ -160,8 +160,13 @@ pub fn encode(histogram: &Histogram<u64>) -> String {
 
 pub fn decode(text: &str) -> Result<Histogram<u64>, String> {
     let bytes = base64::engine::general_purpose::STANDARD.decode(text).map_err(|error| error.to_string())?;
+    decode_bytes(&bytes)
+}
+
+/// A histogram from its V2 encoding, re-bounded as ours.
+pub fn decode_bytes(bytes: &[u8]) -> Result<Histogram<u64>, String> {
     let decoded: Histogram<u64> =
-        Deserializer::new().deserialize(&mut bytes.as_slice()).map_err(|error| format!("{error:?}"))?;
+        Deserializer::new().deserialize(&mut &bytes[..]).map_err(|error| format!("{error:?}"))?;
     // Re-bound it as ours, so it merges with everything else; a foreign one fails here.
     if !decoded.is_empty() && decoded.max() > MAX_MICROS {
         return Err(format!("histogram holds {} µs, beyond {MAX_MICROS} µs", decoded.max()));

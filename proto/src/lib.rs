@@ -6,7 +6,9 @@
 //! - [`connect`]: gRPC targets and their channels, plain or TLS;
 //! - [`tls`]: how a client trusts a server (system roots, a CA file, or nothing), for
 //!   gRPC and for loadgen's HTTP alike;
-//! - [`payload`]: the random 128–256-byte payloads.
+//! - [`payload`]: the random 128–256-byte payloads;
+//! - [`agent`]: loadgen's agent protocol (a controller driving load generators on
+//!   several hosts as one).
 
 pub mod calls;
 pub mod connect;
@@ -19,4 +21,12 @@ pub mod stress {
 
     /// The encoded descriptors, for server reflection.
     pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("stress_descriptor");
+}
+
+pub mod agent {
+    //! Code generated from `proto/agent.proto`.
+    tonic::include_proto!("loadlab.agent.v1");
+
+    /// The encoded descriptors, for server reflection.
+    pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("agent_descriptor");
 }

@@ -55,6 +55,58 @@ pub enum Command {
     /// Serve a trivial HTTP target (every request answered 200 "ok"), for measuring
     /// the generator itself.
     Target(TargetArgs),
+    /// Serve as an agent: a load-generator host that a controller (`run` or
+    /// `breakpoint` with --agents) drives together with others. One controller at a
+    /// time; every call must carry the shared token; stops when its controller goes
+    /// quiet.
+    Agent(AgentArgs),
+}
+
+/// `loadgen agent`.
+#[derive(Args, Debug)]
+pub struct AgentArgs {
+    /// Address to listen on for a controller: loopback by default; give the lab
+    /// network's address for a controller on another host.
+    #[arg(long, env = "LOADGEN_AGENT_LISTEN", default_value = "127.0.0.1:8091")]
+    pub listen: SocketAddr,
+    /// The shared token: a file whose first line is the token (at least 16
+    /// characters). Never on the command line, where `ps` would show it.
+    #[arg(long, env = "LOADGEN_AGENT_TOKEN_FILE")]
+    pub token_file: PathBuf,
+    /// Address for Prometheus `/metrics`, or `none`.
+    #[arg(long, env = "LOADGEN_LISTEN", default_value = "127.0.0.1:8089", value_parser = values::listen)]
+    pub metrics_listen: std::option::Option<SocketAddr>,
+    /// Connect to the target from this host address (repeatable), whatever the
+    /// controller asks: each agent host has its own.
+    #[arg(long = "source-address", env = "LOADGEN_SOURCE_ADDRESS", value_delimiter = ',')]
+    pub source_addresses: Vec<std::net::IpAddr>,
+    /// Log format on stderr.
+    #[arg(long, env = "LOADGEN_LOG_FORMAT", value_enum, default_value_t = loadlab_telemetry::LogFormat::Human)]
+    pub log_format: loadlab_telemetry::LogFormat,
+}
+
+/// Driving agents on other hosts instead of sending requests from here.
+#[derive(Args, Debug, Clone)]
+pub struct AgentsArgs {
+    /// Drive these agents (`loadgen agent` on other hosts, http://host:port,
+    /// comma-separated) as one generator: each runs its segment of the schedule, all
+    /// start together, their histograms are merged exactly and the SLO is judged on
+    /// the merged result. Open models only (--rate, --stages, breakpoint).
+    #[arg(long, env = "LOADGEN_AGENTS", value_delimiter = ',', value_parser = values::url)]
+    pub agents: Vec<String>,
+    /// The agents' shared token: a file whose first line is the token.
+    #[arg(long, env = "LOADGEN_AGENT_TOKEN_FILE")]
+    pub agent_token_file: Option<PathBuf>,
+    /// When an agent is lost mid-run: abort the run, or continue on the agents left
+    /// (the step that lost it runs again).
+    #[arg(long, env = "LOADGEN_ON_AGENT_LOSS", value_enum, default_value = "abort")]
+    pub on_agent_loss: crate::controller::OnAgentLoss,
+    /// Heartbeats between controller and agents; an agent silent for two is lost.
+    #[arg(long, env = "LOADGEN_HEARTBEAT", default_value = "1s", value_parser = values::timeout)]
+    pub heartbeat: Duration,
+    /// How long the agents may take to get ready (log their devices in).
+    #[arg(long, env = "LOADGEN_READY_TIMEOUT", default_value = "120s", value_parser = values::timeout)]
+    pub ready_timeout: Duration,
 }
 
 /// Options every load run takes.
@@ -112,6 +164,11 @@ pub struct CommonArgs {
     /// https:// (and grpc over TLS): accept any server certificate (test servers only).
     #[arg(long, alias = "grpc-no-server-validation", env = "LOADGEN_INSECURE")]
     pub insecure: bool,
+
+    /// Connect from this local address (repeatable: connections take them in turn,
+    /// e.g. several 127.0.x.y to open more than one address's ~28,000 ports).
+    #[arg(long = "source-address", env = "LOADGEN_SOURCE_ADDRESS", value_delimiter = ',')]
+    pub source_addresses: Vec<std::net::IpAddr>,
 
     /// Speak HTTP/2: h2c (prior knowledge) for http://, ALPN h2 for https://.
     #[arg(long, alias = "h2c", env = "LOADGEN_HTTP2")]
@@ -218,6 +275,9 @@ pub struct RunArgs {
     #[command(flatten)]
     pub common: CommonArgs,
 
+    #[command(flatten)]
+    pub agents: AgentsArgs,
+
     /// Open model: requests per second (all segments together) (0, 10000000].
     #[arg(long, env = "LOADGEN_RATE", value_parser = values::rate)]
     #[arg(required_unless_present_any = ["stages", "users", "command_every"], conflicts_with_all = ["stages", "users", "command_every"])]
@@ -264,6 +324,9 @@ pub struct RunArgs {
 pub struct BreakpointArgs {
     #[command(flatten)]
     pub common: CommonArgs,
+
+    #[command(flatten)]
+    pub agents: AgentsArgs,
 
     /// Rate of the first step, requests/s (0, 10000000].
     #[arg(long, default_value = "50", value_parser = values::rate)]
@@ -406,4 +469,159 @@ pub struct ExportArgs {
     /// The CSV file to write.
     #[arg(long)]
     pub out: PathBuf,
+}
+
+impl ScenarioKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Devices => "devices",
+            Self::Http => "http",
+            Self::Grpc => "grpc",
+        }
+    }
+
+    /// The names of the requests the scenario makes, by request id (what
+    /// [`crate::scenario::Scenario::requests`] gives once it is set up).
+    pub fn requests(self, grpc_kind: GrpcKind) -> &'static [&'static str] {
+        match self {
+            Self::Devices => crate::scenario::DevicesScenario::REQUESTS,
+            Self::Http => &["http"],
+            Self::Grpc => match grpc_kind {
+                GrpcKind::Unary => &["non-streaming"],
+                GrpcKind::ClientStreaming => &["client-streaming"],
+                GrpcKind::ServerStreaming => &["server-streaming"],
+                GrpcKind::Bidi => &["bidi-streaming"],
+            },
+        }
+    }
+}
+
+fn value_name<T: clap::ValueEnum>(value: &T) -> String {
+    value.to_possible_value().map(|value| value.get_name().to_string()).unwrap_or_default()
+}
+
+impl CommonArgs {
+    /// The options that set the scenario up, as command-line words: what a
+    /// controller sends its agents, which parse them with this same parser.
+    pub fn scenario_args(&self) -> Vec<String> {
+        let duration = |value: Duration| humantime::format_duration(value).to_string();
+        let mut words = vec![
+            "--target".to_string(),
+            self.target.clone(),
+            "--scenario".into(),
+            value_name(&self.scenario),
+            "--devices".into(),
+            self.devices.to_string(),
+            "--method".into(),
+            self.method.to_string(),
+            "--body".into(),
+            self.body.clone(),
+            "--grpc-kind".into(),
+            value_name(&self.grpc_kind),
+            "--grpc-messages".into(),
+            self.grpc_messages.to_string(),
+            "--connections".into(),
+            self.connections.to_string(),
+            "--max-in-flight".into(),
+            self.max_in_flight.to_string(),
+            "--timeout".into(),
+            duration(self.timeout),
+            "--grace".into(),
+            duration(self.grace),
+            "--seed".into(),
+            self.seed.to_string(),
+            "--listen".into(),
+            "none".into(),
+        ];
+        for (name, value) in &self.headers {
+            words.push("--header".into());
+            words.push(format!("{name}: {}", value.to_str().unwrap_or_default()));
+        }
+        if let Some(calls) = self.grpc_calls_per_connection {
+            words.extend(["--grpc-calls-per-connection".into(), calls.to_string()]);
+        }
+        if let Some(ca) = &self.ca {
+            words.extend(["--ca".into(), ca.display().to_string()]);
+        }
+        if self.insecure {
+            words.push("--insecure".into());
+        }
+        if self.http2 {
+            words.push("--http2".into());
+        }
+        for source in &self.source_addresses {
+            words.extend(["--source-address".into(), source.to_string()]);
+        }
+        words
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// clap's own consistency checks over every subcommand and option.
+    #[test]
+    fn the_command_line_is_consistent() {
+        <Cli as clap::CommandFactory>::command().debug_assert();
+        // Each subcommand, parsed into its fields (a field whose type does not match its
+        // parser only shows here).
+        for words in [
+            &["run", "--target", "http://h/", "--rate", "1"][..],
+            &["breakpoint", "--target", "http://h/", "--agents", "http://a:1,http://b:2", "--agent-token-file", "t"],
+            &["agent", "--token-file", "t", "--metrics-listen", "none"],
+            &["chat", "--target", "http://h:1"],
+            &["report", "d", "--out", "o"],
+            &["export", "--prometheus", "http://p:9090", "--from", "1", "--to", "2", "--out", "o"],
+            &["target"],
+        ] {
+            Cli::try_parse_from(std::iter::once(&"loadgen").chain(words)).unwrap();
+        }
+    }
+
+    #[test]
+    fn scenario_words_parse_back_to_the_same_options() {
+        let words = [
+            "loadgen",
+            "run",
+            "--rate",
+            "10",
+            "--target",
+            "https://h:8443/x?y=1",
+            "--scenario",
+            "http",
+            "--method",
+            "PUT",
+            "--header",
+            "X-A: b c",
+            "--body",
+            "{\"a\":1}",
+            "--grpc-kind",
+            "bidi",
+            "--grpc-messages",
+            "7",
+            "--connections",
+            "3",
+            "--grpc-calls-per-connection",
+            "9",
+            "--insecure",
+            "--http2",
+            "--max-in-flight",
+            "77",
+            "--timeout",
+            "1m 500ms",
+            "--grace",
+            "2s",
+            "--seed",
+            "42",
+            "--devices",
+            "5",
+        ];
+        let Command::Run(args) = Cli::try_parse_from(words).unwrap().command else { panic!("a run") };
+        let again = args.common.scenario_args();
+        let mut parsed =
+            Cli::try_parse_from(["loadgen", "run", "--rate", "10"].iter().map(|w| w.to_string()).chain(again)).unwrap();
+        let Command::Run(back) = &mut parsed.command else { panic!("a run") };
+        assert_eq!(format!("{:?}", back.common), format!("{:?}", CommonArgs { listen: None, ..args.common.clone() }));
+    }
 }

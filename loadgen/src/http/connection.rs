@@ -81,11 +81,20 @@ pub struct Connector {
     addresses: Vec<SocketAddr>,
     tls: Option<TlsConnector>,
     http2: bool,
+    /// Local addresses to connect from, in turn (one address has ~28,000 ephemeral
+    /// ports per destination); empty: the system's choice.
+    sources: Vec<std::net::IpAddr>,
+    next_source: std::sync::atomic::AtomicUsize,
 }
 
 impl Connector {
     /// Resolves the target's host once, and prepares TLS for `https://`.
-    pub async fn new(target: &Target, trust: &Trust, http2: bool) -> Result<Arc<Self>, String> {
+    pub async fn new(
+        target: &Target,
+        trust: &Trust,
+        http2: bool,
+        sources: Vec<std::net::IpAddr>,
+    ) -> Result<Arc<Self>, String> {
         let addresses: Vec<SocketAddr> = tokio::net::lookup_host((target.host.as_str(), target.port))
             .await
             .map_err(|error| format!("cannot resolve `{}`: {error}", target.host))?
@@ -107,7 +116,14 @@ impl Connector {
                 Some(TlsConnector::from(config))
             }
         };
-        Ok(Arc::new(Self { target: target.clone(), addresses, tls, http2 }))
+        Ok(Arc::new(Self {
+            target: target.clone(),
+            addresses,
+            tls,
+            http2,
+            sources,
+            next_source: std::sync::atomic::AtomicUsize::new(0),
+        }))
     }
 
     pub fn target(&self) -> &Target {
@@ -123,7 +139,7 @@ impl Connector {
     pub async fn connect(&self) -> Result<Sender, ErrorKind> {
         let mut failure = ErrorKind::ConnectError;
         for address in &self.addresses {
-            match TcpStream::connect(address).await {
+            match self.open(*address).await {
                 Ok(stream) => {
                     let _ = stream.set_nodelay(true);
                     return self.handshake(stream).await;
@@ -135,6 +151,19 @@ impl Connector {
             }
         }
         Err(failure)
+    }
+
+    /// A TCP connection to `address`, from the next source address when there are some.
+    async fn open(&self, address: SocketAddr) -> std::io::Result<TcpStream> {
+        if self.sources.is_empty() {
+            return TcpStream::connect(address).await;
+        }
+        let turn = self.next_source.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let source = self.sources[turn % self.sources.len()];
+        let socket =
+            if address.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+        socket.bind(SocketAddr::new(source, 0))?;
+        socket.connect(address).await
     }
 
     async fn handshake(&self, stream: TcpStream) -> Result<Sender, ErrorKind> {

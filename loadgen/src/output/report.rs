@@ -60,6 +60,12 @@ pub struct StepReport {
     pub requests: Vec<RequestRow>,
     /// Base64 HdrHistogram V2 snapshots (microseconds), mergeable across segments.
     pub histograms: StepHistograms,
+    /// With agents: each agent's share of the step.
+    #[serde(default)]
+    pub agents: Vec<crate::attack::AgentShare>,
+    /// An agent was lost during the step: its figures are partial.
+    #[serde(default)]
+    pub degraded: bool,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -80,6 +86,9 @@ pub struct Report {
     pub started_at: String,
     pub scenario: String,
     pub target: String,
+    /// The agents that generated the load (empty: this process did).
+    #[serde(default)]
+    pub agents: Vec<String>,
     pub segment: String,
     pub seed: u64,
     pub max_in_flight: usize,
@@ -128,6 +137,8 @@ pub fn step_report(step: &crate::profile::Step) -> StepReport {
             })
             .collect(),
         histograms: StepHistograms { corrected_ok: encode(&corrected), uncorrected_ok: encode(&uncorrected) },
+        agents: step.outcome.agents.clone(),
+        degraded: step.outcome.degraded,
     }
 }
 

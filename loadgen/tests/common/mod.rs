@@ -23,6 +23,8 @@ pub struct LimitedServer {
     pub url: String,
     pub served: Arc<AtomicU64>,
     pub served_http2: Arc<AtomicU64>,
+    /// When the first request from each client address arrived.
+    pub first_seen: Arc<std::sync::Mutex<std::collections::BTreeMap<std::net::IpAddr, std::time::Instant>>>,
     stop: CancellationToken,
 }
 
@@ -31,27 +33,33 @@ impl LimitedServer {
         let slots = Arc::new(Semaphore::new(workers));
         let served = Arc::new(AtomicU64::new(0));
         let served_http2 = Arc::new(AtomicU64::new(0));
-        let (counter, http2) = (served.clone(), served_http2.clone());
-        let app = axum::Router::new().fallback(move |version: axum::http::Version| {
-            let (slots, counter, http2) = (slots.clone(), counter.clone(), http2.clone());
-            async move {
-                let _slot = slots.acquire().await.expect("semaphore open");
-                tokio::time::sleep(service).await;
-                counter.fetch_add(1, Ordering::Relaxed);
-                if version == axum::http::Version::HTTP_2 {
-                    http2.fetch_add(1, Ordering::Relaxed);
+        let first_seen = Arc::new(std::sync::Mutex::new(std::collections::BTreeMap::new()));
+        let (counter, http2, seen) = (served.clone(), served_http2.clone(), first_seen.clone());
+        let app = axum::Router::new().fallback(
+            move |version: axum::http::Version,
+                  axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>| {
+                let (slots, counter, http2) = (slots.clone(), counter.clone(), http2.clone());
+                seen.lock().unwrap().entry(peer.ip()).or_insert_with(std::time::Instant::now);
+                async move {
+                    let _slot = slots.acquire().await.expect("semaphore open");
+                    tokio::time::sleep(service).await;
+                    counter.fetch_add(1, Ordering::Relaxed);
+                    if version == axum::http::Version::HTTP_2 {
+                        http2.fetch_add(1, Ordering::Relaxed);
+                    }
+                    "ok"
                 }
-                "ok"
-            }
-        });
+            },
+        );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/", listener.local_addr().unwrap());
         let stop = CancellationToken::new();
         let signal = stop.clone();
+        let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
         tokio::spawn(async move {
             axum::serve(listener, app).with_graceful_shutdown(async move { signal.cancelled().await }).await
         });
-        Self { url, served, served_http2, stop }
+        Self { url, served, served_http2, first_seen, stop }
     }
 }
 
