@@ -76,6 +76,10 @@ pub struct AgentShare {
     /// Why its figures are missing or partial (lost mid-step, failed).
     #[serde(default)]
     pub trouble: Option<String>,
+    /// Bytes of reports it sent the controller during the step (protobuf, before
+    /// HTTP/2 framing): the cost of coordination.
+    #[serde(default)]
+    pub control_bytes: u64,
 }
 
 /// The generator: a scenario, the in-flight cap, and the connections lanes own

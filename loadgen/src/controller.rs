@@ -79,6 +79,8 @@ impl Interceptor for Token {
 /// One agent's link.
 struct Link {
     url: String,
+    /// Bytes of reports received from it, all told.
+    received: std::sync::Arc<std::sync::atomic::AtomicU64>,
     commands: mpsc::Sender<Command>,
     /// Half the fastest round trip measured, to start everyone at one instant.
     half_round_trip: Duration,
@@ -155,10 +157,12 @@ impl Controller {
                 .await
                 .map_err(|status| failed(status.message().to_string()))?
                 .into_inner();
-            tokio::spawn(listen(index, inbound, heard_tx.clone()));
+            let received = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+            tokio::spawn(listen(index, inbound, heard_tx.clone(), received.clone()));
             tokio::spawn(heartbeats(commands.clone(), options.heartbeat, stop_heartbeats.clone()));
             links.push(Link {
                 url: url.clone(),
+                received,
                 commands,
                 half_round_trip: fastest / 2,
                 last_heard: Instant::now(),
@@ -279,6 +283,8 @@ impl Controller {
             }
         }
         let mut gathering = Gathering::new(label);
+        let received_before: Vec<u64> =
+            self.links.iter().map(|link| link.received.load(std::sync::atomic::Ordering::Relaxed)).collect();
         let mut check = tokio::time::interval(self.options.heartbeat / 2);
         let mut stopping_since: Option<Instant> = None;
         let mut degraded = false;
@@ -335,7 +341,12 @@ impl Controller {
         }
         gathering.emit_all(schedule, start, run_start, on_second);
         let aborted = degraded && self.options.on_loss == OnAgentLoss::Abort;
-        gathering.finish(&live, &self.links, stop.is_cancelled() || aborted, degraded)
+        let mut outcome = gathering.finish(&live, &self.links, stop.is_cancelled() || aborted, degraded);
+        for (share, index) in outcome.agents.iter_mut().zip(&live) {
+            let now = self.links[*index].received.load(std::sync::atomic::Ordering::Relaxed);
+            share.control_bytes = now.saturating_sub(received_before[*index]);
+        }
+        outcome
     }
 
     async fn stop_all(&self) {
@@ -476,6 +487,7 @@ impl Gathering {
                             .map(|lag| lag.value_at_quantile(0.99) as f64 / 1000.0),
                         corrected_ok: crate::stats::encode(&stats.ok_latency(true)),
                         trouble,
+                        control_bytes: 0,
                     }
                 }
                 None => AgentShare {
@@ -489,6 +501,7 @@ impl Gathering {
                     lag_p99_ms: None,
                     corrected_ok: String::new(),
                     trouble: trouble.or_else(|| Some("no final report".into())),
+                    control_bytes: 0,
                 },
             };
             agents.push(share);
@@ -498,9 +511,18 @@ impl Gathering {
 }
 
 /// Forwards an agent's reports to the controller's loop; says when the stream ends.
-async fn listen(index: usize, mut inbound: tonic::Streaming<agent::Report>, heard: mpsc::Sender<Heard>) {
+async fn listen(
+    index: usize,
+    mut inbound: tonic::Streaming<agent::Report>,
+    heard: mpsc::Sender<Heard>,
+    received: std::sync::Arc<std::sync::atomic::AtomicU64>,
+) {
     loop {
-        match inbound.message().await {
+        let message = inbound.message().await;
+        if let Ok(Some(report)) = &message {
+            received.fetch_add(prost::Message::encoded_len(report) as u64, std::sync::atomic::Ordering::Relaxed);
+        }
+        match message {
             Ok(Some(agent::Report { report: Some(report) })) => {
                 if heard.send(Heard::Report(index, report)).await.is_err() {
                     return;

@@ -86,11 +86,25 @@ pub async fn execute(plan: &Plan, stop: CancellationToken, live: bool) -> Result
     let pushing = Pushing::start(common, &run_id, recorder);
 
     let seconds: Mutex<Vec<SecondRow>> = Mutex::default();
-    let mut on_second = |row: &SecondRow, _: &Stats| {
+    // --abort-on: checked every second over the run so far; a broken one stops the run
+    // (and every agent) within that second.
+    let run_stop = stop.child_token();
+    let mut so_far = Stats::default();
+    let mut aborted: Option<String> = None;
+    let mut on_second = |row: &SecondRow, stats: &Stats| {
         if live {
             terminal::live_line(row);
         }
         seconds.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push(row.clone());
+        if common.abort_on.is_empty() || aborted.is_some() {
+            return;
+        }
+        let _ = so_far.merge(stats);
+        if let Some(broken) = common.abort_on.iter().find_map(|threshold| threshold.check(&so_far)) {
+            eprintln!("loadgen: --abort-on {broken}: stopping the run");
+            aborted = Some(broken);
+            run_stop.cancel();
+        }
     };
     let (outcome, started_at, agent_urls) = match agents {
         None => {
@@ -99,7 +113,7 @@ pub async fn execute(plan: &Plan, stop: CancellationToken, live: bool) -> Result
                 (common.max_in_flight, common.seed, common.segment, common.grace);
             let mut attacker = Attacker::new(scenario, max_in_flight, seed, segment, grace);
             let started_at = chrono::Utc::now().to_rfc3339();
-            (profile::run(&mut attacker, profile, &stop, &mut on_second).await, started_at, Vec::new())
+            (profile::run(&mut attacker, profile, &run_stop, &mut on_second).await, started_at, Vec::new())
         }
         Some(agents) => {
             let names = common.scenario.requests(common.grpc_kind);
@@ -107,7 +121,7 @@ pub async fn execute(plan: &Plan, stop: CancellationToken, live: bool) -> Result
             eprintln!("loadgen: preparing {} agents", controller.agents().len());
             controller.prepare(agents.args.clone(), &stop).await?;
             let started_at = chrono::Utc::now().to_rfc3339();
-            (profile::run(&mut controller, profile, &stop, &mut on_second).await, started_at, controller.agents())
+            (profile::run(&mut controller, profile, &run_stop, &mut on_second).await, started_at, controller.agents())
         }
     };
 
@@ -116,7 +130,13 @@ pub async fn execute(plan: &Plan, stop: CancellationToken, live: bool) -> Result
         _ => None,
     };
     let pushed = pushing.finish().await;
-    let (thresholds, verdict, code) = judge(common, &outcome);
+    let (thresholds, verdict, code) = match aborted {
+        Some(broken) => {
+            let (thresholds, _, _) = judge(common, &outcome);
+            (thresholds, format!("aborted: --abort-on {broken}; figures cover what ran"), exit::THRESHOLD)
+        }
+        None => judge(common, &outcome),
+    };
     let report = Report {
         loadgen_version: env!("CARGO_PKG_VERSION").to_string(),
         started_at,

@@ -332,3 +332,35 @@ async fn a_wrong_token_is_refused() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("wrong or missing token"), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_abort_threshold_stops_every_agent_within_a_second() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = token_file(&dir);
+    let agents: Vec<Agent> = (0..2).map(|_| Agent::start(&token, None)).collect();
+    // Nothing listens there: every request fails.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let (report, code) = run_loadgen(&[
+        "run",
+        "--scenario",
+        "http",
+        "--target",
+        &format!("http://127.0.0.1:{port}/"),
+        "--rate",
+        "50",
+        "--duration",
+        "30s",
+        "--abort-on",
+        "errors<50%",
+        "--agents",
+        &urls(&agents),
+        "--agent-token-file",
+        token.to_str().unwrap(),
+    ])
+    .await;
+    assert_eq!(code, loadgen::exit::THRESHOLD);
+    assert!(report.verdict.starts_with("aborted: --abort-on errors<50%"), "{}", report.verdict);
+    let step = &report.steps[0];
+    assert!(step.ran_seconds < 5.0, "the agents went on for {} s", step.ran_seconds);
+    assert!(step.agents.iter().all(|agent| agent.offered < 250), "{:?}", step.agents);
+}

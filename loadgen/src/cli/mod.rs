@@ -202,6 +202,11 @@ pub struct CommonArgs {
     #[arg(long = "threshold")]
     pub thresholds: Vec<Threshold>,
 
+    /// Stop the whole run (every agent too) within a second when this threshold
+    /// breaks over the run so far, e.g. 'errors<50%' (repeatable; exit 99).
+    #[arg(long = "abort-on")]
+    pub abort_on: Vec<Threshold>,
+
     /// Directory for summary.json, seconds.csv and report.html; created, and checked
     /// for writing, before the run starts.
     #[arg(long, env = "LOADGEN_OUT")]
