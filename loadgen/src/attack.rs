@@ -41,6 +41,9 @@ const BATCH: usize = 256;
 /// Called once a second with the row and the second's statistics.
 pub type OnSecond<'a> = dyn FnMut(&SecondRow, &Stats) + Send + 'a;
 
+/// Called as each step ends, with its verdict.
+pub type OnStep<'a> = dyn FnMut(&crate::profile::Step) + Send + 'a;
+
 /// What one step produced.
 pub struct StepOutcome {
     pub stats: Stats,

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::attack::OnSecond;
+use crate::attack::{OnSecond, OnStep};
 use crate::metrics as names;
 use crate::pacer::Pace;
 use crate::profile::{ProfileRun, Step};
@@ -101,6 +101,7 @@ pub async fn search(
     run_start: Instant,
     stop: &CancellationToken,
     on_second: &mut OnSecond<'_>,
+    on_step: &mut OnStep<'_>,
 ) -> ProfileRun {
     let mut steps: Vec<Step> = Vec::new();
     let share = runner.share();
@@ -129,11 +130,11 @@ pub async fn search(
         // This instance's share of the rate is what it can be held to.
         step.broken = check(&plan.slo, &step.outcome.stats, rate * share, step.achieved_rate());
         step.held = Some(step.broken.is_empty());
+        on_step(&step);
         if interrupted {
             steps.push(step);
             break;
         }
-        crate::output::terminal::step_line(&step);
         if step.broken.is_empty() {
             held_rate = Some(held_rate.map_or(rate, |held| held.max(rate)));
         } else if broken.as_ref().is_none_or(|(lowest, _)| rate < *lowest) {

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::attack::{OnSecond, StepOutcome};
+use crate::attack::{OnSecond, OnStep, StepOutcome};
 use crate::breakpoint::{BreakingPoint, BreakpointPlan};
 use crate::pacer::Pace;
 use crate::runner::StepRunner;
@@ -87,12 +87,13 @@ pub async fn run(
     profile: &Profile,
     stop: &CancellationToken,
     on_second: &mut OnSecond<'_>,
+    on_step: &mut OnStep<'_>,
 ) -> ProfileRun {
     let run_start = Instant::now();
     let devices = runner.devices();
     let (label, pace) = match profile {
         Profile::Breakpoint(plan) => {
-            return crate::breakpoint::search(runner, plan, run_start, stop, on_second).await;
+            return crate::breakpoint::search(runner, plan, run_start, stop, on_second, on_step).await;
         }
         Profile::Constant { rate, duration } => ("constant", Pace::Open(Schedule::constant(*rate, *duration))),
         Profile::Stages { stages } => ("stages", Pace::Open(Schedule::new(stages.clone()))),
@@ -118,9 +119,7 @@ pub async fn run(
         }
     };
     let interrupted = outcome.interrupted;
-    ProfileRun {
-        steps: vec![Step::new(label.into(), offered_rate, duration, outcome)],
-        breaking_point: None,
-        interrupted,
-    }
+    let step = Step::new(label.into(), offered_rate, duration, outcome);
+    on_step(&step);
+    ProfileRun { steps: vec![step], breaking_point: None, interrupted }
 }

@@ -20,7 +20,7 @@ use crate::collector::SecondRow;
 use crate::controller::Controller;
 use crate::exit;
 use crate::http::{Connector, HttpClient, Target, Template, Trust};
-use crate::output::report::{Report, ThresholdReport, step_reports};
+use crate::output::report::{Report, StepReport, ThresholdReport, step_reports};
 use crate::output::terminal;
 use crate::plan::Plan;
 use crate::profile::{self, Profile};
@@ -77,8 +77,27 @@ pub fn prepare_out(dir: &Path) -> Result<(), RunError> {
     Ok(())
 }
 
+/// What a caller sees while a run goes on, besides the report at the end.
+#[derive(Clone, Debug)]
+pub enum LiveEvent {
+    /// A second ended (with agents: merged over them).
+    Second { row: SecondRow, stats: Stats },
+    /// A step ended, with its verdict (`held` is `None` outside breakpoint searches).
+    Step(StepReport),
+}
+
 /// Runs `plan`; `live` prints a line per second. Returns the report and exit code.
 pub async fn execute(plan: &Plan, stop: CancellationToken, live: bool) -> Result<(Report, u8), RunError> {
+    execute_watched(plan, stop, live, None).await
+}
+
+/// [`execute`], also sending every second and every step to `events` as they end.
+pub async fn execute_watched(
+    plan: &Plan,
+    stop: CancellationToken,
+    live: bool,
+    events: Option<tokio::sync::mpsc::UnboundedSender<LiveEvent>>,
+) -> Result<(Report, u8), RunError> {
     let Plan { common, profile, agents } = plan;
     let analysis = preflight(common, profile).await?;
     let recorder = serve_metrics(common.listen).await?;
@@ -96,6 +115,9 @@ pub async fn execute(plan: &Plan, stop: CancellationToken, live: bool) -> Result
             terminal::live_line(row);
         }
         seconds.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push(row.clone());
+        if let Some(events) = &events {
+            let _ = events.send(LiveEvent::Second { row: row.clone(), stats: stats.clone() });
+        }
         if common.abort_on.is_empty() || aborted.is_some() {
             return;
         }
@@ -106,6 +128,15 @@ pub async fn execute(plan: &Plan, stop: CancellationToken, live: bool) -> Result
             run_stop.cancel();
         }
     };
+    let step_events = events.clone();
+    let mut on_step = |step: &profile::Step| {
+        if live && step.held.is_some() && !step.outcome.interrupted {
+            terminal::step_line(step);
+        }
+        if let Some(events) = &step_events {
+            let _ = events.send(LiveEvent::Step(crate::output::report::step_report(step)));
+        }
+    };
     let (outcome, started_at, agent_urls) = match agents {
         None => {
             let scenario = Arc::new(scenario(common, &stop).await?);
@@ -113,7 +144,8 @@ pub async fn execute(plan: &Plan, stop: CancellationToken, live: bool) -> Result
                 (common.max_in_flight, common.seed, common.segment, common.grace);
             let mut attacker = Attacker::new(scenario, max_in_flight, seed, segment, grace);
             let started_at = chrono::Utc::now().to_rfc3339();
-            (profile::run(&mut attacker, profile, &run_stop, &mut on_second).await, started_at, Vec::new())
+            let outcome = profile::run(&mut attacker, profile, &run_stop, &mut on_second, &mut on_step).await;
+            (outcome, started_at, Vec::new())
         }
         Some(agents) => {
             let names = common.scenario.requests(common.grpc_kind);
@@ -121,7 +153,8 @@ pub async fn execute(plan: &Plan, stop: CancellationToken, live: bool) -> Result
             eprintln!("loadgen: preparing {} agents", controller.agents().len());
             controller.prepare(agents.args.clone(), &stop).await?;
             let started_at = chrono::Utc::now().to_rfc3339();
-            (profile::run(&mut controller, profile, &run_stop, &mut on_second).await, started_at, controller.agents())
+            let outcome = profile::run(&mut controller, profile, &run_stop, &mut on_second, &mut on_step).await;
+            (outcome, started_at, controller.agents())
         }
     };
 

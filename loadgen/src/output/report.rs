@@ -11,7 +11,7 @@ use crate::collector::SecondRow;
 use crate::profile::{Profile, ProfileRun};
 use crate::stats::{Stats, encode};
 
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Percentiles {
     pub p50: Option<f64>,
     pub p90: Option<f64>,
@@ -27,7 +27,7 @@ pub fn percentiles(histogram: &hdrhistogram::Histogram<u64>) -> Percentiles {
     Percentiles { p50: at(0.5), p90: at(0.9), p99: at(0.99), max: Some(histogram.max() as f64 / 1000.0) }
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RequestRow {
     pub request: String,
     pub outcome: crate::outcome::Outcome,
@@ -37,7 +37,7 @@ pub struct RequestRow {
     pub histogram: String,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct StepReport {
     pub label: String,
     pub offered_rate: f64,
@@ -68,19 +68,19 @@ pub struct StepReport {
     pub degraded: bool,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct StepHistograms {
     pub corrected_ok: String,
     pub uncorrected_ok: String,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ThresholdReport {
     pub threshold: String,
     pub broken: Option<String>,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Report {
     pub loadgen_version: String,
     pub started_at: String,
