@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use super::Work;
 use crate::http::{HttpClient, Sender, Target, Template};
 use crate::outcome::Outcome;
+use crate::schedule::Segment;
 
 /// What a device does in one request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -32,11 +33,15 @@ const COOKIE: HeaderName = HeaderName::from_static("servant-auth-cookie");
 const LOGIN_CONCURRENCY: usize = 32;
 
 pub struct DevicesScenario {
-    client: HttpClient,
+    client: std::sync::Arc<HttpClient>,
+    login: Template,
     command: Template,
     measurement: Template,
-    /// Each device's credential (its id, from `POST /login`), ready to send.
-    credentials: Vec<HeaderValue>,
+    target: String,
+    /// Device d's credential (its id, from `POST /login`), ready to send; `None` for
+    /// devices not logged in here (another segment's, or not yet joined). Grows
+    /// between steps only, so requests take a read lock that is never contended.
+    credentials: std::sync::RwLock<Vec<Option<HeaderValue>>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +57,22 @@ pub enum DevicesError {
 impl DevicesScenario {
     pub const REQUESTS: &'static [&'static str] = &["command", "measurement"];
 
+    /// The scenario against `target`, with no device logged in yet.
+    pub fn new(client: HttpClient, target: &Target) -> Result<Self, DevicesError> {
+        let json = HeaderValue::from_static("application/json");
+        let route = |method: Method, path: &str| {
+            target.origin(path).map(|uri| Template::new(method, uri, &target.host_header)).map_err(DevicesError::Target)
+        };
+        Ok(Self {
+            client: std::sync::Arc::new(client),
+            login: route(Method::POST, "/login")?.with_header(CONTENT_TYPE, json.clone()),
+            command: route(Method::GET, "/command")?,
+            measurement: route(Method::POST, "/measurement")?.with_header(CONTENT_TYPE, json),
+            target: format!("{}/login", target.text.trim_end_matches('/')),
+            credentials: std::sync::RwLock::default(),
+        })
+    }
+
     /// Logs `count` devices in at `target` (at most 32 logins at a time); gives up
     /// when `stop` fires.
     pub async fn prepare(
@@ -60,52 +81,64 @@ impl DevicesScenario {
         count: usize,
         stop: &CancellationToken,
     ) -> Result<Self, DevicesError> {
-        let json = HeaderValue::from_static("application/json");
-        let route = |method: Method, path: &str| {
-            target.origin(path).map(|uri| Template::new(method, uri, &target.host_header)).map_err(DevicesError::Target)
-        };
-        let login = route(Method::POST, "/login")?.with_header(CONTENT_TYPE, json.clone());
-        let command = route(Method::GET, "/command")?;
-        let measurement = route(Method::POST, "/measurement")?.with_header(CONTENT_TYPE, json);
-        let client = std::sync::Arc::new(client);
-        let mut credentials = Vec::with_capacity(count);
-        let mut logins = tokio::task::JoinSet::new();
-        let mut next = 0usize;
-        let failed = |index: usize, outcome: String| DevicesError::Login {
-            index,
-            count,
-            target: format!("{}/login", target.text.trim_end_matches('/')),
-            outcome,
-        };
-        while credentials.len() < count {
-            while logins.len() < LOGIN_CONCURRENCY && next < count {
-                let (client, request) = (client.clone(), login.build(Bytes::from_static(br#"{"username":"device"}"#)));
-                let index = next;
-                logins.spawn(async move { (index, client.send(request, None, true).await) });
-                next += 1;
-            }
-            let joined = tokio::select! {
-                joined = logins.join_next() => joined,
-                _ = stop.cancelled() => return Err(DevicesError::Interrupted { done: credentials.len(), count }),
-            };
-            let Some(joined) = joined else { break };
-            let (index, (outcome, body)) = joined.map_err(|error| failed(next, format!("login task: {error}")))?;
-            let id = serde_json::from_slice::<serde_json::Value>(&body)
-                .ok()
-                .and_then(|value| value["username"].as_str().and_then(|id| HeaderValue::from_str(id).ok()));
-            match (outcome, id) {
-                (Outcome::Ok, Some(id)) => credentials.push(id),
-                (Outcome::Ok, None) => return Err(failed(index, "answer without a device id".into())),
-                (outcome, _) => return Err(failed(index, outcome.to_string())),
-            }
-        }
-        let client = std::sync::Arc::into_inner(client).expect("every login task has ended");
-        Ok(Self { client, command, measurement, credentials })
+        let scenario = Self::new(client, target)?;
+        scenario.join(count, Segment::WHOLE, None, stop).await?;
+        Ok(scenario)
     }
 
-    /// Devices logged in.
+    /// Logs in the devices below `count` of `segment` that are not logged in yet, at
+    /// most `per_second` logins a second when given (so a step that adds devices
+    /// measures them at work, not a login storm), 32 at a time.
+    pub async fn join(
+        &self,
+        count: usize,
+        segment: Segment,
+        per_second: Option<f64>,
+        stop: &CancellationToken,
+    ) -> Result<(), DevicesError> {
+        let missing: Vec<usize> = {
+            let mut credentials = write(&self.credentials);
+            if credentials.len() < count {
+                credentials.resize(count, None);
+            }
+            (0..count).filter(|device| segment.contains(*device as u64) && credentials[*device].is_none()).collect()
+        };
+        let total = missing.len();
+        let mut pace = per_second.map(|rate| tokio::time::interval(std::time::Duration::from_secs_f64(1.0 / rate)));
+        let mut logins = tokio::task::JoinSet::new();
+        let mut waiting = missing.into_iter();
+        let mut done = 0;
+        let failed = |index: usize, outcome: String| DevicesError::Login { index, count, target: self.target.clone(), outcome };
+        while done < total {
+            let can_start = logins.len() < LOGIN_CONCURRENCY && waiting.len() > 0;
+            tokio::select! {
+                _ = async { match pace.as_mut() { Some(pace) => { pace.tick().await; } None => {} } }, if can_start => {
+                    let device = waiting.next().expect("counted");
+                    let (client, request) = (self.client.clone(), self.login.build(Bytes::from_static(br#"{"username":"device"}"#)));
+                    logins.spawn(async move { (device, client.send(request, None, true).await) });
+                }
+                joined = logins.join_next(), if !logins.is_empty() => {
+                    let Some(joined) = joined else { continue };
+                    let (device, (outcome, body)) = joined.map_err(|error| failed(0, format!("login task: {error}")))?;
+                    let id = serde_json::from_slice::<serde_json::Value>(&body)
+                        .ok()
+                        .and_then(|value| value["username"].as_str().and_then(|id| HeaderValue::from_str(id).ok()));
+                    match (outcome, id) {
+                        (Outcome::Ok, Some(id)) => write(&self.credentials)[device] = Some(id),
+                        (Outcome::Ok, None) => return Err(failed(device, "answer without a device id".into())),
+                        (outcome, _) => return Err(failed(device, outcome.to_string())),
+                    }
+                    done += 1;
+                }
+                _ = stop.cancelled() => return Err(DevicesError::Interrupted { done, count: total }),
+            }
+        }
+        Ok(())
+    }
+
+    /// Devices logged in here.
     pub fn count(&self) -> usize {
-        self.credentials.len()
+        read(&self.credentials).iter().filter(|credential| credential.is_some()).count()
     }
 
     pub fn pick(&self, work: &Work, seed: u64) -> u8 {
@@ -115,14 +148,23 @@ impl DevicesScenario {
         }
     }
 
-    /// `work` as request `request` (0 command, 1 measurement).
+    /// `work` as request `request` (0 command, 1 measurement). A routine names its
+    /// device (its lane); otherwise arrival k is the k-th device logged in here, in turn.
     pub async fn execute(&self, work: Work, request: u8, seed: u64, own: Option<&mut Option<Sender>>) -> Outcome {
-        let device = match (work.action, work.lane) {
-            (Some(_), Some(lane)) => lane as usize,
-            _ => work.k as usize,
-        } % self.credentials.len().max(1);
-        let Some(credential) = self.credentials.get(device) else { return Outcome::Ok };
-        let credential = Some((&COOKIE, credential));
+        let credential = {
+            let credentials = read(&self.credentials);
+            match (work.action, work.lane) {
+                (Some(_), Some(lane)) => credentials.get(lane as usize).cloned().flatten(),
+                _ => {
+                    let known: Vec<&HeaderValue> = Vec::new();
+                    let _ = known;
+                    let logged_in = credentials.iter().flatten().count().max(1);
+                    credentials.iter().flatten().nth(work.k as usize % logged_in).cloned()
+                }
+            }
+        };
+        let Some(credential) = credential else { return Outcome::Error(crate::outcome::ErrorKind::Transport) };
+        let credential = Some((&COOKIE, &credential));
         let request = if request == DeviceAction::Command as u8 {
             self.command.build_with(Bytes::new(), credential)
         } else {
@@ -133,6 +175,14 @@ impl DevicesScenario {
         };
         self.client.send(request, own, false).await.0
     }
+}
+
+fn read<T>(lock: &std::sync::RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn write<T>(lock: &std::sync::RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// A measurement body with random values in the original's ranges.
