@@ -66,6 +66,10 @@ pub struct Config {
     #[arg(long, env = "DEVICE_API_MAX_CLOCK_SKEW", default_value = "5min", value_parser = humantime::parse_duration)]
     pub max_clock_skew: Duration,
 
+    /// How measurements are stored: engine, chunk interval, compression, retention.
+    #[command(flatten)]
+    pub storage: crate::db::StorageOptions,
+
     /// Log format on stderr.
     #[arg(long, env = "DEVICE_API_LOG_FORMAT", value_enum, default_value_t = LogFormat::Human)]
     pub log_format: LogFormat,
