@@ -150,6 +150,26 @@ async fn native_partitions_beside_an_existing_extension_are_reported_as_such() {
     api.stop().await;
 }
 
+/// As deployed by the NixOS modules: device-api connects as an ordinary role that
+/// owns its database and may not read `shared_preload_libraries`.
+#[tokio::test]
+async fn an_ordinary_role_still_finds_timescaledb_preloaded() {
+    let postgres = Engine::Timescaledb.database();
+    let mut connection = sqlx::PgConnection::connect(&postgres.url("device_api")).await.unwrap();
+    sqlx::raw_sql("CREATE ROLE app LOGIN; ALTER DATABASE device_api OWNER TO app; ALTER SCHEMA public OWNER TO app")
+        .execute(&mut connection)
+        .await
+        .unwrap();
+    let app_url = postgres.url("device_api").replace("postgres@", "app@");
+    let mut as_app = sqlx::PgConnection::connect(&app_url).await.unwrap();
+    let hidden = sqlx::query("SHOW shared_preload_libraries").execute(&mut as_app).await;
+    assert!(hidden.is_err(), "the role can read the preload list; the test proves nothing");
+    let api = TestApi::serve(postgres, |config| config.database_url = app_url).await;
+    let ready: Value = api.client.get(api.url("/ready")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(ready["engine"], "timescaledb", "{ready}");
+    api.stop().await;
+}
+
 /// History 15 and 10 days old and from the last hour, with its hourly rollup, put
 /// straight into a migrated database (the API accepts only the last 7 days).
 const HISTORY: &str = "

@@ -210,12 +210,21 @@ async fn compression(
     }
     sqlx::query("SELECT remove_compression_policy('measurement', if_exists => true)").execute(&mut *connection).await?;
     let Some(after) = after else { return Ok(None) };
-    sqlx::query(
-        "ALTER TABLE measurement SET (timescaledb.compress, timescaledb.compress_segmentby = 'device_id', \
-         timescaledb.compress_orderby = 'time DESC')",
+    // Set once: the settings cannot change while compressed chunks exist.
+    let enabled: bool = sqlx::query_scalar(
+        "SELECT coalesce(bool_or(compression_enabled), false) FROM timescaledb_information.hypertables \
+         WHERE hypertable_name = 'measurement'",
     )
-    .execute(&mut *connection)
+    .fetch_one(&mut *connection)
     .await?;
+    if !enabled {
+        sqlx::query(
+            "ALTER TABLE measurement SET (timescaledb.compress, timescaledb.compress_segmentby = 'device_id', \
+             timescaledb.compress_orderby = 'time DESC')",
+        )
+        .execute(&mut *connection)
+        .await?;
+    }
     sqlx::query("SELECT add_compression_policy('measurement', compress_after => $1::interval)")
         .bind(after)
         .execute(&mut *connection)
