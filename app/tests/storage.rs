@@ -170,6 +170,29 @@ async fn an_ordinary_role_still_finds_timescaledb_preloaded() {
     api.stop().await;
 }
 
+/// A database migrated by a build whose migration 1 had its first text (same schema,
+/// other checksum) still starts.
+#[tokio::test]
+async fn a_database_migrated_with_the_first_text_of_migration_1_still_starts() {
+    let postgres = Engine::Native.database();
+    let url = postgres.url("device_api");
+    let mut config = Config::for_database(&url);
+    config.storage.storage = StorageChoice::Native;
+    setup::prepare(&url, &config.storage, config.max_measurement_age).await.expect("migrated");
+    // What sqlx recorded for the text of 0001_schema.sql up to commit 00ba515.
+    let first_text = "52748c4999b6902440c9a6bb92e18c38b2dd7e1484bc71df31b7d2b197cab5d6c40a3aee614d8f9aff9a620b85fb87b9";
+    let mut connection = sqlx::PgConnection::connect(&url).await.unwrap();
+    sqlx::query("UPDATE _sqlx_migrations SET checksum = decode($1, 'hex') WHERE version = 1")
+        .bind(first_text)
+        .execute(&mut connection)
+        .await
+        .unwrap();
+    let api = TestApi::serve(postgres, |config| config.storage.storage = StorageChoice::Auto).await;
+    let ready: Value = api.client.get(api.url("/ready")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(ready["engine"], "native-partitions", "{ready}");
+    api.stop().await;
+}
+
 /// History 15 and 10 days old and from the last hour, with its hourly rollup, put
 /// straight into a migrated database (the API accepts only the last 7 days).
 const HISTORY: &str = "
