@@ -1,9 +1,13 @@
-//! Ingest benchmark: sustained rows/s through `POST /measurement` (and the batch
-//! route), against the rate at which the same PostgreSQL ingests the same number of
-//! rows into the same table with `COPY`, measured in the same run. Prints both and
-//! their ratio; asserts nothing (wall-clock numbers on a shared machine are noisy).
+//! Ingest benchmark, on both storage engines in one run: sustained rows/s through
+//! `POST /measurement` (and the batch route), against the rate at which the same
+//! PostgreSQL ingests the same number of rows into the same table with `COPY`,
+//! measured right after. Prints both engines side by side with their ratios to COPY;
+//! asserts nothing (wall-clock numbers on a shared machine are noisy).
 //!
-//! `cargo bench -p device-api --bench ingest -- [--seconds 10] [--connections 512]`
+//! `cargo bench -p device-api --bench ingest -- [--seconds 10] [--connections 512]
+//! [--expected-ingest-rate 1000]`
+
+mod support;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -14,9 +18,9 @@ use clap::Parser;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
-use loadlab::PostgresInstance;
 use rand::{Rng, SeedableRng};
 use sqlx::Connection;
+use support::{ENGINES, Engine, Served};
 
 #[derive(Parser, Debug)]
 struct Options {
@@ -31,6 +35,9 @@ struct Options {
     /// Rows per request in the batch-route phase.
     #[arg(long, default_value_t = 100)]
     batch: usize,
+    /// device-api's --expected-ingest-rate (sets TimescaleDB's chunk interval).
+    #[arg(long, default_value_t = 1000)]
+    expected_ingest_rate: u32,
     /// Ignored: cargo bench passes it.
     #[arg(long, hide = true)]
     bench: bool,
@@ -154,62 +161,82 @@ async fn copy_rate(url: &str, devices: &[String], rows: u64) -> f64 {
     rows as f64 / started.elapsed().as_secs_f64()
 }
 
-#[tokio::main]
-async fn main() {
-    let options = Options::parse();
-    // TimescaleDB, where installed, must be preloaded for the migration to create it.
-    let settings = if loadlab::postgres::has_timescaledb() {
-        vec![("shared_preload_libraries".to_string(), "timescaledb".to_string())]
-    } else {
-        Vec::new()
-    };
-    let database = loadlab::postgres::PostgresOptions { settings, ..Default::default() };
-    let postgres = PostgresInstance::start_with(database).expect("private PostgreSQL");
-    postgres.create_database("device_api").unwrap();
-    let url = postgres.url("device_api");
-    let port = loadlab::ports::free_loopback_port().unwrap();
-    let address: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let mut api = std::process::Command::new(env!("CARGO_BIN_EXE_device-api"))
-        .args(["--listen", &address.to_string(), "--database-url", &url])
-        .env("RUST_LOG", "warn")
-        .spawn()
-        .expect("device-api starts");
-    let client = reqwest::Client::new();
-    for _ in 0..300 {
-        if client.get(format!("http://{address}/ready")).send().await.is_ok_and(|r| r.status() == 200) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+/// One engine's figures.
+struct Figures {
+    engine: Engine,
+    partitioning: String,
+    single: (f64, u64),
+    batch: (f64, u64),
+    copy: f64,
+    statistics: (serde_json::Value, Duration),
+}
+
+async fn measure(engine: Engine, options: &Options) -> Figures {
+    let rate = options.expected_ingest_rate.to_string();
+    let mut served = Served::start(engine, &["--expected-ingest-rate", &rate]).await;
+    let address = served.address;
     let mut devices = Vec::new();
     for _ in 0..options.connections {
         devices.push(login(address).await);
     }
-
-    println!(
-        "device-api ingest benchmark: {} connections, {} s per phase, fsync on",
-        options.connections, options.seconds
-    );
+    eprintln!("{}: POST /measurement for {} s", engine.name(), options.seconds);
     let (single_rows, single_failed) = drive(address, &devices, "/measurement", 1, options.seconds).await;
-    let single_rate = single_rows as f64 / options.seconds as f64;
+    eprintln!("{}: POST /measurements for {} s", engine.name(), options.seconds);
     let (batch_rows, batch_failed) = drive(address, &devices, "/measurements", options.batch, options.seconds).await;
-    let batch_rate = batch_rows as f64 / options.seconds as f64;
+    let client = reqwest::Client::new();
     let started = Instant::now();
     let statistics = client.get(format!("http://{address}/statistics")).send().await.unwrap();
     let statistics_time = started.elapsed();
     let counted: serde_json::Value = statistics.json().await.unwrap();
-    let _ = api.kill();
-    let _ = api.wait();
+    served.stop_api();
 
-    let copy = copy_rate(&url, &devices, single_rows.max(batch_rows).max(100_000)).await;
-    println!("POST /measurement            {single_rate:>12.0} rows/s  ({single_failed} non-204)");
-    println!("POST /measurements ×{:<4}     {batch_rate:>12.0} rows/s  ({batch_failed} non-204)", options.batch);
-    println!("COPY (same table, same DB)   {copy:>12.0} rows/s");
-    println!("ratio single / COPY          {:>12.3}   (target ≥ 0.5)", single_rate / copy);
-    println!("ratio batch  / COPY          {:>12.3}", batch_rate / copy);
+    let copy = copy_rate(&served.url, &devices, single_rows.max(batch_rows).max(100_000)).await;
+    let mut connection = sqlx::PgConnection::connect(&served.url).await.unwrap();
+    let partitioning = support::partitioning(&mut connection, engine).await;
+    let seconds = options.seconds as f64;
+    Figures {
+        engine,
+        partitioning,
+        single: (single_rows as f64 / seconds, single_failed),
+        batch: (batch_rows as f64 / seconds, batch_failed),
+        copy,
+        statistics: (counted["statsMeasurementCount"].clone(), statistics_time),
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let options = Options::parse();
+    let mut figures = Vec::new();
+    for engine in ENGINES {
+        figures.push(measure(engine, &options).await);
+    }
     println!(
-        "GET /statistics at {} rows: {:.1} ms",
-        counted["statsMeasurementCount"],
-        statistics_time.as_secs_f64() * 1000.0
+        "device-api ingest benchmark: {} connections, {} s per phase, fsync on, --expected-ingest-rate {}",
+        options.connections, options.seconds, options.expected_ingest_rate
     );
+    let row = |label: &str, value: &dyn Fn(&Figures) -> String| {
+        let cells: Vec<String> = figures.iter().map(|each| format!("{:>26}", value(each))).collect();
+        println!("{label:<30}{}", cells.join(""));
+    };
+    row("", &|each| each.engine.name().to_string());
+    row("storage", &|each| each.partitioning.clone());
+    row("POST /measurement rows/s", &|each| format!("{:.0} ({} non-204)", each.single.0, each.single.1));
+    row(&format!("POST /measurements ×{} rows/s", options.batch), &|each| {
+        format!("{:.0} ({} non-204)", each.batch.0, each.batch.1)
+    });
+    row("COPY rows/s (same table)", &|each| format!("{:.0}", each.copy));
+    row("ratio single / COPY", &|each| format!("{:.3}", each.single.0 / each.copy));
+    row("ratio batch / COPY", &|each| format!("{:.3}", each.batch.0 / each.copy));
+    row("GET /statistics", &|each| {
+        format!("{:.1} ms at {} rows", each.statistics.1.as_secs_f64() * 1000.0, each.statistics.0)
+    });
+    if let [timescaledb, native] = &figures[..] {
+        println!(
+            "timescaledb / native: single {:.2}, batch {:.2}, COPY {:.2}",
+            timescaledb.single.0 / native.single.0,
+            timescaledb.batch.0 / native.batch.0,
+            timescaledb.copy / native.copy
+        );
+    }
 }

@@ -15,22 +15,36 @@ CREATE TABLE command (
     body jsonb NOT NULL
 );
 
--- measurement is time-partitioned: a TimescaleDB hypertable (1-day chunks) when the
--- extension can be created, otherwise native range partitions of one day each, made
--- ahead of need by loadlab_ensure_measurement_partitions() (called by device-api at
--- start and every hour). The default partition only catches rows outside the made
--- ranges, which validation keeps from happening.
+-- measurement is time-partitioned: a TimescaleDB hypertable (1-day chunks until
+-- device-api sets the interval it derives from --expected-ingest-rate) or native range
+-- partitions of one day each, made ahead of need by
+-- loadlab_ensure_measurement_partitions() (called by device-api at start and every
+-- hour). The default partition only catches rows outside the made ranges, which
+-- validation keeps from happening.
+--
+-- device-api decides the engine before it migrates (--storage, and whether the server
+-- preloads TimescaleDB) and passes it in the session setting loadlab.storage
+-- ('timescaledb' or 'native'). Without it (another migration tool), TimescaleDB is
+-- used when it is installed and preloaded. The preload is checked first because
+-- CREATE EXTENSION timescaledb without it ends the session (FATAL, which no exception
+-- handler catches): the loader's settings exist only where the library is preloaded.
 DO $$
+DECLARE
+    wanted text := coalesce(nullif(current_setting('loadlab.storage', true), ''), 'auto');
 BEGIN
-    IF EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb') THEN
-        BEGIN
-            CREATE EXTENSION IF NOT EXISTS timescaledb;
-        EXCEPTION WHEN OTHERS THEN
-            RAISE WARNING 'timescaledb is installed but could not be created (%); using native partitioning', SQLERRM;
+    IF wanted NOT IN ('auto', 'timescaledb', 'native') THEN
+        RAISE EXCEPTION 'loadlab.storage is %, expected timescaledb or native', wanted;
+    END IF;
+    IF wanted = 'auto' THEN
+        wanted := CASE
+            WHEN EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb') THEN 'timescaledb'
+            WHEN EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb')
+                 AND current_setting('timescaledb.bgw_launcher_poll_time', true) IS NOT NULL THEN 'timescaledb'
+            ELSE 'native'
         END;
     END IF;
-
-    IF EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb') THEN
+    IF wanted = 'timescaledb' THEN
+        CREATE EXTENSION IF NOT EXISTS timescaledb;
         CREATE TABLE measurement (
             device_id    uuid             NOT NULL REFERENCES device (id),
             time         timestamptz      NOT NULL,

@@ -91,6 +91,10 @@ pub struct Config {
     #[arg(long, env = "DEVICE_API_MAX_CONNECTIONS", default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub max_connections: u32,
 
+    /// How measurements are stored: engine, chunk interval, compression, retention.
+    #[command(flatten)]
+    pub storage: crate::db::StorageOptions,
+
     /// Log format on stderr.
     #[arg(long, env = "DEVICE_API_LOG_FORMAT", value_enum, default_value_t = LogFormat::Human)]
     pub log_format: LogFormat,

@@ -8,7 +8,7 @@
 //! - [`http`]: routes, extractors, the error type, metrics middleware, OpenAPI;
 //! - [`ingest`]: the group-commit write path (acknowledge only after commit);
 //! - [`devices`], [`statistics`], [`model`]: the domain and its reads;
-//! - [`db`]: pool, migrations, storage engine, partition upkeep.
+//! - [`db`]: pool, storage engine choice and migrations, partition upkeep and retention.
 //!
 //! [`run`] serves on a listener the caller bound until a shutdown future resolves, so
 //! tests start the real server in-process on port 0.
@@ -37,9 +37,6 @@ use crate::http::{AppState, Limits};
 use crate::ingest::{Ingest, IngestOptions};
 use crate::model::TimeWindow;
 
-/// How long start-up keeps retrying migrations while the database is unreachable.
-const STARTUP_DATABASE_WAIT: Duration = Duration::from_secs(60);
-
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("invalid database URL: {0}")]
@@ -50,8 +47,24 @@ pub enum StartError {
     DatabaseUnreachable(Duration, String),
     #[error(transparent)]
     Metrics(#[from] loadlab_telemetry::RecorderError),
+    /// The storage options cannot be honoured by this database server.
+    #[error("{0}")]
+    Storage(String),
+    #[error("database error at start-up: {0}")]
+    Database(sqlx::Error),
     #[error("server error: {0}")]
     Serve(#[from] std::io::Error),
+}
+
+impl From<db::SetupError> for StartError {
+    fn from(error: db::SetupError) -> Self {
+        match error {
+            db::SetupError::Unreachable(waited, why) => Self::DatabaseUnreachable(waited, why),
+            db::SetupError::Refused(why) => Self::Storage(why),
+            db::SetupError::Migrate(error) => Self::Migrate(error),
+            db::SetupError::Database(error) => Self::Database(error),
+        }
+    }
 }
 
 /// Migrates the database, serves the API on `listener` until `shutdown` resolves,
@@ -66,16 +79,25 @@ pub async fn run(
     metrics::describe();
     let pool = db::pool(&config.database_url, config.pool_size, config.pool_acquire_timeout)
         .map_err(StartError::DatabaseUrl)?;
-    migrate(&pool).await?;
-    let engine = db::StorageEngine::detect(&pool)
-        .await
-        .map_err(|error| StartError::DatabaseUnreachable(Duration::ZERO, error.to_string()))?;
+    let storage = db::setup::prepare(&config.database_url, &config.storage, config.max_measurement_age).await?;
+    let engine = storage.engine;
     ::metrics::gauge!(metrics::STORAGE_ENGINE, "engine" => engine.as_str()).set(1.0);
-    tracing::info!(engine = engine.as_str(), "database migrated");
+    tracing::info!(
+        engine = engine.as_str(),
+        chunk_interval = storage.chunk_interval.map(|every| humantime::format_duration(every).to_string()),
+        compress_after = storage.compress_after.map(|after| humantime::format_duration(after).to_string()),
+        retention = config.storage.retention.0.map(|keep| humantime::format_duration(keep).to_string()),
+        "database migrated"
+    );
 
     let background = CancellationToken::new();
-    let partitions =
-        db::spawn_partition_maintenance(pool.clone(), config.max_measurement_age, background.clone()).await;
+    let maintenance = db::Maintenance {
+        engine,
+        max_measurement_age: config.max_measurement_age,
+        retention: config.storage.retention.0,
+    }
+    .spawn(pool.clone(), background.clone())
+    .await;
     let (ingest, writers) = Ingest::start(
         pool.clone(),
         IngestOptions {
@@ -111,7 +133,7 @@ pub async fn run(
     tracing::info!("draining the write queue");
     writers.finish().await;
     background.cancel();
-    let _ = partitions.await;
+    let _ = maintenance.await;
     pool.close().await;
     tracing::info!("stopped");
     Ok(())
@@ -136,24 +158,5 @@ fn warn_if_over_file_limit(max_connections: u32, pool_size: u32) {
             open_file_limit = soft,
             "--max-connections is above what the open-file limit allows; lower it or raise the limit (ulimit -n)"
         );
-    }
-}
-
-/// Applies the embedded migrations, waiting for an unreachable database for up to
-/// [`STARTUP_DATABASE_WAIT`].
-async fn migrate(pool: &sqlx::PgPool) -> Result<(), StartError> {
-    let deadline = tokio::time::Instant::now() + STARTUP_DATABASE_WAIT;
-    loop {
-        match db::MIGRATOR.run(pool).await {
-            Ok(()) => return Ok(()),
-            Err(sqlx::migrate::MigrateError::Execute(error)) if db::is_unavailable(&error) => {
-                if tokio::time::Instant::now() >= deadline {
-                    return Err(StartError::DatabaseUnreachable(STARTUP_DATABASE_WAIT, error.to_string()));
-                }
-                tracing::warn!(%error, "database unreachable; retrying");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-            Err(error) => return Err(error.into()),
-        }
     }
 }

@@ -1,6 +1,7 @@
-//! Faults, tested rather than assumed: the database taken away and brought back under
-//! load, SIGTERM while requests are in flight, and kill -9 of the service. In every
-//! case each measurement that was answered 204 is in the table afterwards.
+//! Faults, tested rather than assumed, on both storage engines: the database taken
+//! away and brought back under load, SIGTERM while requests are in flight, and kill -9
+//! of the service. In every case each measurement that was answered 204 is in the
+//! table afterwards.
 
 mod common;
 
@@ -8,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use common::{ApiProcess, TestApi, assert_all_stored, drive_load, start_database};
+use common::{ApiProcess, Engine, TestApi, assert_all_stored, drive_load};
 use nix::sys::signal::Signal;
 
 const WORKERS: usize = 8;
@@ -22,9 +23,8 @@ async fn devices(base: &str, count: usize) -> Vec<uuid::Uuid> {
     devices
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn database_outage_answers_503_and_recovers_without_restart() {
-    let api = TestApi::start_with(|config| config.pool_acquire_timeout = Duration::from_millis(500)).await;
+async fn database_outage_answers_503_and_recovers_without_restart(engine: Engine) {
+    let api = TestApi::start_on(engine, |config| config.pool_acquire_timeout = Duration::from_millis(500)).await;
     let devices = devices(&api.base, WORKERS).await;
     let stop = Arc::new(AtomicBool::new(false));
     let load = tokio::spawn(drive_load(api.base.clone(), devices.clone(), 100_000, stop.clone()));
@@ -67,13 +67,13 @@ async fn database_outage_answers_503_and_recovers_without_restart() {
     assert_eq!(ok, 204, "writes work again after recovery");
     api.stop().await;
 }
+on_each_engine!(database_outage_answers_503_and_recovers_without_restart, flavor = "multi_thread", worker_threads = 2);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigterm_drains_in_flight_requests_and_exits_cleanly() {
-    let postgres = start_database();
+async fn sigterm_drains_in_flight_requests_and_exits_cleanly(engine: Engine) {
+    let postgres = engine.database();
     let url = postgres.url("device_api");
     // A long linger makes sure batches are still queued when the signal lands.
-    let mut api = ApiProcess::spawn(&url, &["--batch-max-wait", "50ms"]).await;
+    let mut api = ApiProcess::spawn(&url, &["--batch-max-wait", "50ms", "--storage", engine.flag()]).await;
     let devices = devices(&api.base, WORKERS).await;
     let stop = Arc::new(AtomicBool::new(false));
     let load = tokio::spawn(drive_load(api.base.clone(), devices, 100_000, stop.clone()));
@@ -93,12 +93,12 @@ async fn sigterm_drains_in_flight_requests_and_exits_cleanly() {
     assert!(refused.is_empty(), "only 204 or a closed connection expected: {:?}", outcome.statuses);
     assert_all_stored(&url, &outcome.acknowledged).await;
 }
+on_each_engine!(sigterm_drains_in_flight_requests_and_exits_cleanly, flavor = "multi_thread", worker_threads = 2);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kill_9_loses_no_acknowledged_measurement() {
-    let postgres = start_database();
+async fn kill_9_loses_no_acknowledged_measurement(engine: Engine) {
+    let postgres = engine.database();
     let url = postgres.url("device_api");
-    let mut api = ApiProcess::spawn(&url, &[]).await;
+    let mut api = ApiProcess::spawn(&url, &["--storage", engine.flag()]).await;
     let devices = devices(&api.base, WORKERS).await;
     let stop = Arc::new(AtomicBool::new(false));
     let load = tokio::spawn(drive_load(api.base.clone(), devices, 100_000, stop.clone()));
@@ -114,3 +114,4 @@ async fn kill_9_loses_no_acknowledged_measurement() {
     assert!(outcome.statuses.get(&0).copied().unwrap_or(0) > 0, "some requests were cut off by the kill");
     assert_all_stored(&url, &outcome.acknowledged).await;
 }
+on_each_engine!(kill_9_loses_no_acknowledged_measurement, flavor = "multi_thread", worker_threads = 2);

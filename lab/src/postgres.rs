@@ -39,6 +39,11 @@ pub enum PostgresError {
          (PostgreSQL refuses to run as root): {INSTALL_HINT}, which creates that user"
     )]
     NoServerUser,
+    #[error(
+        "TimescaleDB was asked for, but it is not installed beside the PostgreSQL server in {0} (no \
+         timescaledb.so in its library directory); scripts/install-deps builds and installs it"
+    )]
+    TimescaledbNotInstalled(PathBuf),
     #[error("{step} failed: {detail}")]
     Command { step: &'static str, detail: String },
     #[error("i/o error while {doing}: {source}")]
@@ -60,6 +65,10 @@ pub struct PostgresOptions {
     pub allow_from: Vec<String>,
     /// Make the instance's directory in here instead of the system's temp directory.
     pub parent: Option<PathBuf>,
+    /// Preload TimescaleDB (`shared_preload_libraries = 'timescaledb'`, telemetry
+    /// off), so a database can `CREATE EXTENSION timescaledb`. Starting fails with
+    /// [`PostgresError::TimescaledbNotInstalled`] where it is not installed.
+    pub timescaledb: bool,
 }
 
 /// A running private PostgreSQL server. Superuser `postgres`, trust authentication,
@@ -94,10 +103,22 @@ impl PostgresInstance {
         Self::start_with(PostgresOptions::default())
     }
 
+    /// Starts a private instance that preloads TimescaleDB, on a free port.
+    pub fn start_timescaledb() -> Result<Self, PostgresError> {
+        Self::start_with(PostgresOptions { timescaledb: true, ..PostgresOptions::default() })
+    }
+
     /// Starts a private instance. Retries on a fresh port when the chosen one was
     /// taken in the meantime.
-    pub fn start_with(options: PostgresOptions) -> Result<Self, PostgresError> {
+    pub fn start_with(mut options: PostgresOptions) -> Result<Self, PostgresError> {
         let bin_dir = find_bin_dir().ok_or(PostgresError::NotInstalled)?;
+        if options.timescaledb {
+            if !timescaledb_beside(&bin_dir) {
+                return Err(PostgresError::TimescaledbNotInstalled(bin_dir));
+            }
+            preload(&mut options.settings, "timescaledb");
+            options.settings.push(("timescaledb.telemetry_level".into(), "off".into()));
+        }
         let run_as = RunAs::for_server("postgres").ok_or(PostgresError::NoServerUser)?;
         let mut builder = tempfile::Builder::new();
         builder.prefix("loadlab-pg-");
@@ -349,9 +370,24 @@ impl Drop for PostgresInstance {
 /// Whether the TimescaleDB extension is installed beside the server (then the lab
 /// preloads it, and device-api makes a hypertable).
 pub fn has_timescaledb() -> bool {
-    find_bin_dir()
-        .and_then(|dir| dir.parent().map(|parent| parent.join("lib/timescaledb.so")))
-        .is_some_and(|so| so.is_file())
+    find_bin_dir().is_some_and(|dir| timescaledb_beside(&dir))
+}
+
+/// TimescaleDB's loader in the library directory of the server in `bin_dir`
+/// (`/usr/lib/postgresql/15/lib` for Debian's `/usr/lib/postgresql/15/bin`; the
+/// same layout in a Nix `postgresql.withPackages`).
+fn timescaledb_beside(bin_dir: &Path) -> bool {
+    bin_dir.parent().is_some_and(|parent| parent.join("lib/timescaledb.so").is_file())
+}
+
+/// Adds `library` to `shared_preload_libraries` in `settings`, keeping any others.
+fn preload(settings: &mut Vec<(String, String)>, library: &str) {
+    match settings.iter_mut().find(|(name, _)| name == "shared_preload_libraries") {
+        Some((_, value)) if value.split(',').any(|each| each.trim() == library) => {}
+        Some((_, value)) if value.trim().is_empty() => *value = library.to_string(),
+        Some((_, value)) => *value = format!("{value},{library}"),
+        None => settings.push(("shared_preload_libraries".into(), library.into())),
+    }
 }
 
 /// The `postgres` server binary this machine has, if any.

@@ -270,13 +270,18 @@ fn write_lab_json(
         "plan": plan,
         "topology": session.topology_source,
         "isolation": session.stack_options.isolation,
+        "storage": {
+            "requested": session.stack_options.storage,
+            "timescaledb_preloaded": stack.map(|stack| stack.timescaledb_preloaded),
+            "engine": stack.and_then(|stack| stack.storage_engine.as_deref()),
+        },
         "layout": stack.map(|stack| &stack.layout),
         "missing": stack.map(|stack| stack.missing.iter().map(|(name, why)| json!({"component": name, "why": why})).collect::<Vec<_>>()),
         "loadgen_exit_code": loadgen_exit_code,
         "targets_up": targets_up,
         "versions": versions,
         "error": if error.is_empty() { None } else { Some(error) },
-        "reproduce": format!("loadlab run --topology {}/topology.toml --plan {plan} --isolation {}", run_dir.display(), match session.stack_options.isolation { crate::stack::Isolation::Process => "process", crate::stack::Isolation::Netns => "netns" }),
+        "reproduce": format!("loadlab run --topology {}/topology.toml --plan {plan} --isolation {} --storage {}", run_dir.display(), match session.stack_options.isolation { crate::stack::Isolation::Process => "process", crate::stack::Isolation::Netns => "netns" }, session.stack_options.storage.as_str()),
     });
     std::fs::write(run_dir.join("lab.json"), serde_json::to_vec_pretty(&lab)?)?;
     Ok(())

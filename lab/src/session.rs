@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 
 use crate::netns::Netem;
-use crate::stack::{Isolation, StackOptions};
+use crate::stack::{Isolation, StackOptions, Storage};
 use crate::state::Registration;
 use crate::topology::Topology;
 
@@ -23,6 +23,12 @@ pub struct LabOptions {
     /// generator's never shared with another host.
     #[arg(long, env = "LOADLAB_ISOLATION", value_enum, default_value = "process")]
     pub isolation: Isolation,
+    /// Where device-api stores measurements (passed on as its --storage). auto:
+    /// TimescaleDB where it is installed beside PostgreSQL (the lab preloads it; the
+    /// set-up scripts install it), else native partitions. timescaledb: TimescaleDB
+    /// or the lab does not start. native: plain PostgreSQL, native partitions.
+    #[arg(long, env = "LOADLAB_STORAGE", value_enum, default_value = "auto")]
+    pub storage: Storage,
     /// process isolation: take a free port instead of failing when a topology port is
     /// taken.
     #[arg(long, env = "LOADLAB_ANY_PORT")]
@@ -82,6 +88,7 @@ impl Session {
         let registration = Registration::new(id, kind, work_dir.path())?;
         let stack_options = StackOptions {
             isolation: options.isolation,
+            storage: options.storage,
             any_port: options.any_port,
             netem: options.netem.clone(),
             bin_dir,

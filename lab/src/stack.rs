@@ -35,10 +35,34 @@ pub enum Isolation {
     Netns,
 }
 
+/// Which engine device-api stores measurements in (its `--storage`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Storage {
+    /// TimescaleDB where it is installed beside PostgreSQL (the lab preloads it),
+    /// else native partitions.
+    Auto,
+    /// TimescaleDB, or the lab does not start.
+    Timescaledb,
+    /// Plain PostgreSQL (TimescaleDB not preloaded), native partitions.
+    Native,
+}
+
+impl Storage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Auto => "auto",
+            Self::Timescaledb => "timescaledb",
+            Self::Native => "native",
+        }
+    }
+}
+
 /// What the stack needs besides the topology.
 #[derive(Clone, Debug)]
 pub struct StackOptions {
     pub isolation: Isolation,
+    pub storage: Storage,
     /// Take a free port instead of failing when a topology port is taken.
     pub any_port: bool,
     pub netem: Option<Netem>,
@@ -152,6 +176,10 @@ pub struct Stack {
     pub missing: Vec<(String, String)>,
     /// URLs worth showing: (name, URL, the namespace it is reachable in).
     pub urls: Vec<(String, String, Option<String>)>,
+    /// Whether PostgreSQL preloads TimescaleDB.
+    pub timescaledb_preloaded: bool,
+    /// The engine device-api's `/ready` reported (`timescaledb`, `native-partitions`).
+    pub storage_engine: Option<String>,
     log_dir: PathBuf,
 }
 
@@ -180,6 +208,8 @@ impl Stack {
             network: None,
             missing: Vec::new(),
             urls: Vec::new(),
+            timescaledb_preloaded: false,
+            storage_engine: None,
             log_dir: options.log_dir.clone(),
         };
         let host = |role: Role| topology.host_with(role);
@@ -209,21 +239,27 @@ impl Stack {
                 allowed
             }
         };
-        let settings = if crate::postgres::has_timescaledb() {
-            say("  TimescaleDB found: preloading it");
-            vec![("shared_preload_libraries".to_string(), "timescaledb".to_string())]
-        } else {
-            Vec::new()
+        let timescaledb = match options.storage {
+            Storage::Native => false,
+            Storage::Timescaledb => true,
+            Storage::Auto => crate::postgres::has_timescaledb(),
         };
+        match (options.storage, timescaledb) {
+            (Storage::Native, _) => say("  plain PostgreSQL (--storage native)"),
+            (_, true) => say("  preloading TimescaleDB"),
+            (_, false) => say("  TimescaleDB is not installed (scripts/install-deps builds it): native partitions"),
+        }
         let postgres = PostgresInstance::start_with(PostgresOptions {
-            settings,
+            settings: Vec::new(),
             port: Some(db_address.port()),
             listen: Some(layout.ip(db)),
             placement: layout.placement(db),
             allow_from,
             parent: Some(options.work_dir.clone()),
+            timescaledb,
         })
         .context("starting PostgreSQL")?;
+        stack.timescaledb_preloaded = timescaledb;
         postgres.create_database("device_api")?;
         let database_url = postgres.url("device_api");
         stack.show("PostgreSQL", database_url.clone(), db);
@@ -257,10 +293,19 @@ impl Stack {
         let app = host(Role::DeviceApi).context("no device-api host")?;
         let api_address = layout.address(app, Service::DeviceApi);
         let mut args = vec!["--listen".to_string(), api_address.to_string(), "--database-url".into(), database_url];
-        args.extend(topology.settings_flags("device-api"));
+        let settings = topology.settings_flags("device-api");
+        if options.storage != Storage::Auto {
+            if settings.iter().any(|flag| flag == "--storage") {
+                bail!("--storage {} given, but [settings.device-api] sets storage too", options.storage.as_str());
+            }
+            args.extend(["--storage".to_string(), options.storage.as_str().to_string()]);
+        }
+        args.extend(settings);
         let spec = our_program(options, "device-api", args, "/ready");
         stack.start_server("device-api", &spec, app, Service::DeviceApi, options, say)?;
         stack.show("device-api", format!("http://{api_address}"), app);
+        stack.storage_engine = layout.placement(app).within(move || storage_engine(api_address)).ok().flatten();
+        say(&format!("  device-api stores measurements in {}", stack.storage_engine.as_deref().unwrap_or("?")));
 
         if let Some(grpc) = host(Role::GrpcStress) {
             let listen = layout.address(grpc, Service::GrpcStress);
@@ -394,6 +439,13 @@ impl Drop for Stack {
     fn drop(&mut self) {
         self.stop_all();
     }
+}
+
+/// The storage engine device-api's `/ready` reports.
+fn storage_engine(address: SocketAddr) -> Option<String> {
+    let body = server_process::http_get_body(address, "/ready")?;
+    let ready: serde_json::Value = serde_json::from_str(&body).ok()?;
+    ready["engine"].as_str().map(str::to_string)
 }
 
 /// One of the workspace's programs, from `--bin-dir`.

@@ -97,8 +97,9 @@ fn the_run_dir(out: &Path) -> PathBuf {
     runs[0].clone()
 }
 
-/// A finished run's directory holds what the README promises, and it agrees.
-fn check_results(run_dir: &Path) {
+/// A finished run's directory holds what the README promises, and it agrees;
+/// device-api stored measurements in `engine`.
+fn check_results(run_dir: &Path, engine: &str) {
     for file in ["report.html", "summary.json", "seconds.csv", "metrics.csv", "lab.json", "topology.toml"] {
         assert!(run_dir.join(file).is_file(), "{file} missing in {}", run_dir.display());
     }
@@ -127,38 +128,50 @@ fn check_results(run_dir: &Path) {
     assert_eq!(targets.len(), 10, "{targets:?}");
     assert!(targets.values().all(|up| up == true), "a target was never up: {targets:?}");
     assert_eq!(lab["missing"], serde_json::json!([]));
+    assert_eq!(
+        lab["storage"]["engine"], engine,
+        "lab.json's storage (the test command installs TimescaleDB with scripts/install-deps): {}",
+        lab["storage"]
+    );
+    assert_eq!(lab["storage"]["timescaledb_preloaded"], engine == "timescaledb", "{}", lab["storage"]);
     let csv = std::fs::read_to_string(run_dir.join("metrics.csv")).unwrap();
     assert!(csv.starts_with("time,name,labels,value\n"));
     assert!(csv.lines().count() > 50, "metrics.csv holds only {} lines", csv.lines().count());
     assert!(csv.contains(",host CPU,"), "metrics.csv lacks the host CPU signal");
 }
 
-fn run_smoke(isolation: &str) {
+/// `storage` is loadlab's --storage (`None`: its default, TimescaleDB where installed).
+fn run_smoke(isolation: &str, storage: Option<&str>) {
     let _lab = lock();
     let before = lab_processes();
     let out = tempfile::tempdir().unwrap();
     let mut command = loadlab();
     command.args(["run", "--plan", "smoke", "--isolation", isolation, "--out"]).arg(out.path());
+    if let Some(storage) = storage {
+        command.args(["--storage", storage]);
+    }
     let (code, stderr) = finish(command);
     assert_eq!(code, 0, "loadlab run exited {code}");
     assert!(stderr.contains("breaking point:"), "no breaking point reported");
     assert!(stderr.contains("bottleneck:"), "no bottleneck named");
-    check_results(&the_run_dir(out.path()));
+    let engine = if storage == Some("native") { "native-partitions" } else { "timescaledb" };
+    check_results(&the_run_dir(out.path()), engine);
     assert_nothing_left(&before);
 }
 
 #[test]
 fn run_in_process_isolation_finds_the_breaking_point_and_leaves_nothing() {
-    run_smoke("process");
+    run_smoke("process", None);
 }
 
 #[test]
-fn run_in_netns_isolation_finds_the_breaking_point_and_leaves_nothing() {
+fn run_in_netns_isolation_on_plain_postgresql_finds_the_breaking_point_and_leaves_nothing() {
     if !nix::unistd::Uid::effective().is_root() {
         eprintln!("SKIPPED: netns isolation needs root (CI runs as root)");
         return;
     }
-    run_smoke("netns");
+    // On plain PostgreSQL, so the lab's other engine runs end to end too.
+    run_smoke("netns", Some("native"));
 }
 
 /// A topology whose device-api is given a flag it does not know: it exits at start.

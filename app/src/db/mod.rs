@@ -1,8 +1,12 @@
-//! The database: pool, migrations, which storage engine holds `measurement`, and how
-//! database errors are classified (unavailable, which clients may retry, or a bug).
+//! The database: pool, migrations, which storage engine holds `measurement` (chosen
+//! at start, [`setup`]), its upkeep, and how database errors are classified
+//! (unavailable, which clients may retry, or a bug).
 
 mod engine;
-mod partitions;
+mod maintenance;
+mod migrations;
+mod options;
+pub mod setup;
 
 use std::time::Duration;
 
@@ -10,7 +14,12 @@ use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 pub use engine::StorageEngine;
-pub use partitions::spawn_partition_maintenance;
+pub use maintenance::Maintenance;
+pub use options::{
+    CHUNK_TARGET_BYTES, Compression, MEASUREMENT_ROW_BYTES, Retention, StorageChoice, StorageOptions,
+    chunk_interval_for,
+};
+pub use setup::{SetupError, Storage};
 
 /// Migrations embedded in the binary, applied at start.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");

@@ -4,6 +4,9 @@
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
 pub mod raw;
+mod engine;
+#[allow(unused_imports)] // not every test binary runs on both engines
+pub use engine::Engine;
 
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
@@ -46,7 +49,12 @@ impl TestApi {
 
     /// Starts with the defaults changed by `adjust`.
     pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> Self {
-        let postgres = start_database();
+        Self::serve(start_database(), adjust).await
+    }
+
+    /// Serves the `device_api` database of `postgres`, with the defaults changed by
+    /// `adjust`.
+    pub async fn serve(postgres: PostgresInstance, adjust: impl FnOnce(&mut Config)) -> Self {
         let mut config = Config::for_database(postgres.url("device_api"));
         adjust(&mut config);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
