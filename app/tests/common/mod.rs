@@ -18,17 +18,10 @@ use serde_json::{Value, json};
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
-/// A private PostgreSQL with an empty `device_api` database. TimescaleDB is preloaded
-/// when it is installed, as the lab does: the migration creates the extension when it
-/// is available, and creating it without the preload ends the session.
+/// A private PostgreSQL with an empty `device_api` database (TimescaleDB, where
+/// installed, not preloaded: device-api falls back to native partitions then).
 pub fn start_database() -> PostgresInstance {
-    let settings = if loadlab::postgres::has_timescaledb() {
-        vec![("shared_preload_libraries".to_string(), "timescaledb".to_string())]
-    } else {
-        Vec::new()
-    };
-    let options = loadlab::postgres::PostgresOptions { settings, ..Default::default() };
-    let postgres = PostgresInstance::start_with(options).expect("private PostgreSQL starts");
+    let postgres = PostgresInstance::start().expect("private PostgreSQL starts");
     postgres.create_database("device_api").expect("database created");
     postgres
 }
