@@ -77,7 +77,10 @@ fn every_validation_error_names_the_problem() {
         (
             "default_plan = \"default\"",
             "default_plan = \"nope\"",
-            TopologyError::UnknownDefaultPlan("nope".into(), vec!["default".into(), "grpc".into(), "smoke".into()]),
+            TopologyError::UnknownDefaultPlan(
+                "nope".into(),
+                vec!["default".into(), "devices".into(), "grpc".into(), "smoke".into()],
+            ),
         ),
         (
             "target = \"grpc-stress\"",

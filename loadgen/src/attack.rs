@@ -218,6 +218,15 @@ impl crate::runner::StepRunner for Attacker {
     ) -> impl std::future::Future<Output = StepOutcome> + Send {
         self.run(pace, label, run_start, stop, on_second)
     }
+
+    async fn join(&mut self, devices: u32, login_rate: Option<f64>, stop: &CancellationToken) -> Result<(), String> {
+        match &*self.scenario {
+            Scenario::Devices(scenario) => {
+                scenario.join(devices as usize, self.segment, login_rate, stop).await.map_err(|error| error.to_string())
+            }
+            _ => Ok(()),
+        }
+    }
 }
 
 impl Attacker {

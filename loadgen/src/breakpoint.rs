@@ -44,8 +44,25 @@ impl Growth {
     }
 }
 
+/// What a breakpoint search steps up.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "over", rename_all = "snake_case")]
+pub enum Over {
+    /// The request rate of an open schedule (requests/s).
+    Rate,
+    /// The number of simulated devices, each on its routine: `GET /command` every
+    /// `command_every` and `POST /measurement` every `measurement_every`, each varied
+    /// by ±`jitter`. Devices joining a step log in at `login_rate` a second at most,
+    /// before the step, so it measures them at work rather than a login storm.
+    Devices { command_every: Duration, measurement_every: Duration, jitter: f64, login_rate: Option<f64> },
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct BreakpointPlan {
+    /// What is stepped; `start_rate`, `growth` and `max_rate` count it (requests/s,
+    /// or devices).
+    #[serde(default = "rate")]
+    pub over: Over,
     pub start_rate: f64,
     pub growth: Growth,
     pub step_duration: Duration,
@@ -77,6 +94,10 @@ impl BreakpointPlan {
     }
 }
 
+fn rate() -> Over {
+    Over::Rate
+}
+
 /// A Prometheus and the signals file for bottleneck analysis.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct AnalysisSource {
@@ -86,12 +107,38 @@ pub struct AnalysisSource {
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct BreakingPoint {
-    /// Highest rate that held the SLO (`None` when even the first step broke).
+    /// Highest level (rate, or devices) that held the SLO (`None` when even the first
+    /// step broke).
     pub rate: Option<f64>,
-    /// Lowest rate that broke it (`None` when nothing broke up to the maximum).
+    /// Lowest level that broke it (`None` when nothing broke up to the maximum).
     pub broken_rate: Option<f64>,
-    /// What the lowest broken rate broke.
+    /// What the lowest broken level broke.
     pub reason: Vec<String>,
+    /// What `rate` and `broken_rate` count: `requests/s` or `devices`.
+    #[serde(default = "requests_per_second")]
+    pub unit: String,
+    /// The requests/s achieved at the highest level that held (devices searches).
+    #[serde(default)]
+    pub request_rate: Option<f64>,
+}
+
+fn requests_per_second() -> String {
+    "requests/s".into()
+}
+
+impl BreakingPoint {
+    /// The breaking point in a sentence: `6400 requests/s held the SLO; 8000 broke it:
+    /// p99 …`, or for devices `12000 devices held the SLO (at 800 requests/s); …`.
+    pub fn sentence(&self) -> String {
+        let at = self.request_rate.map_or(String::new(), |rate| format!(" (at {rate:.0} requests/s)"));
+        match (self.rate, self.broken_rate) {
+            (Some(held), Some(broken)) => {
+                format!("{held:.0} {} held the SLO{at}; {broken:.0} broke it: {}", self.unit, self.reason.join("; "))
+            }
+            (Some(held), None) => format!("no breaking point up to {held:.0} {} (the maximum){at}", self.unit),
+            (None, _) => format!("even the first step broke the SLO: {}", self.reason.join("; ")),
+        }
+    }
 }
 
 /// Runs the search; see the module documentation.
@@ -106,6 +153,7 @@ pub async fn search(
     let mut steps: Vec<Step> = Vec::new();
     let share = runner.share();
     let mut held_rate: Option<f64> = None;
+    let mut held_request_rate: Option<f64> = None;
     let mut broken: Option<(f64, Vec<String>)> = None;
     let mut rate = plan.start_rate;
     let mut refinements = 0u32;
@@ -115,7 +163,23 @@ pub async fn search(
         let label =
             if broken.is_none() { format!("step {}", steps.len() + 1) } else { format!("refine {refinements}") };
         metrics::gauge!(names::STEP).set(steps.len() as f64);
-        let pace = Pace::Open(Schedule::constant(rate, plan.step_duration));
+        let pace = match &plan.over {
+            Over::Rate => Pace::Open(Schedule::constant(rate, plan.step_duration)),
+            Over::Devices { command_every, measurement_every, jitter, login_rate } => {
+                let devices = rate.round() as u32;
+                if let Err(error) = runner.join(devices, *login_rate, stop).await {
+                    eprintln!("loadgen: {label}: {devices} devices could not join: {error}");
+                    interrupted = true;
+                    break;
+                }
+                Pace::Routines {
+                    devices,
+                    periods: vec![*command_every, *measurement_every],
+                    jitter: *jitter,
+                    length: plan.step_duration,
+                }
+            }
+        };
         let mut outcome = runner.run_step(&pace, &label, run_start, stop, on_second).await;
         // An agent lost mid-step (and the run goes on without it): the step's figures
         // lack its share, so the step runs again on the agents left.
@@ -126,9 +190,19 @@ pub async fn search(
             outcome = runner.run_step(&pace, &label, run_start, stop, on_second).await;
         }
         interrupted = outcome.interrupted;
-        let mut step = Step::new(label, rate, plan.step_duration, outcome);
+        let mut step = match plan.over {
+            Over::Rate => Step::new(label, rate, plan.step_duration, outcome),
+            Over::Devices { .. } => {
+                // Devices offer what their timers make due.
+                let offered = outcome.stats.offered as f64 / outcome.ran.as_secs_f64().max(1e-3);
+                let mut step = Step::new(label, offered, plan.step_duration, outcome);
+                step.devices = Some(rate.round() as u32);
+                step
+            }
+        };
         // This instance's share of the rate is what it can be held to.
-        step.broken = check(&plan.slo, &step.outcome.stats, rate * share, step.achieved_rate());
+        let offered = if step.devices.is_some() { step.offered_rate } else { rate * share };
+        step.broken = check(&plan.slo, &step.outcome.stats, offered, step.achieved_rate());
         step.held = Some(step.broken.is_empty());
         on_step(&step);
         if interrupted {
@@ -136,6 +210,9 @@ pub async fn search(
             break;
         }
         if step.broken.is_empty() {
+            if held_rate.is_none_or(|held| rate > held) {
+                held_request_rate = Some(step.achieved_rate());
+            }
             held_rate = Some(held_rate.map_or(rate, |held| held.max(rate)));
         } else if broken.as_ref().is_none_or(|(lowest, _)| rate < *lowest) {
             broken = Some((rate, step.broken.clone()));
@@ -156,14 +233,26 @@ pub async fn search(
                     break;
                 }
                 refinements += 1;
-                (held + broken_rate) / 2.0
+                let middle = (held + broken_rate) / 2.0;
+                match plan.over {
+                    Over::Rate => middle,
+                    // Whole devices: stop when no whole number lies between.
+                    Over::Devices { .. } if middle.round() <= held || middle.round() >= *broken_rate => break,
+                    Over::Devices { .. } => middle.round(),
+                }
             }
         };
     }
+    let (unit, request_rate) = match plan.over {
+        Over::Rate => ("requests/s", None),
+        Over::Devices { .. } => ("devices", held_request_rate),
+    };
     let breaking_point = BreakingPoint {
         rate: held_rate,
         broken_rate: broken.as_ref().map(|(rate, _)| *rate),
         reason: broken.map(|(_, reason)| reason).unwrap_or_default(),
+        unit: unit.into(),
+        request_rate,
     };
     if let Some(rate) = breaking_point.rate {
         metrics::gauge!(names::BREAKING_POINT).set(rate);
@@ -177,6 +266,7 @@ mod tests {
 
     fn plan(start_rate: f64, growth: Growth, max_rate: f64) -> BreakpointPlan {
         BreakpointPlan {
+            over: Over::Rate,
             start_rate,
             growth,
             step_duration: Duration::from_secs(1),

@@ -30,7 +30,7 @@ use crate::pacer::Pace;
 use crate::runner::StepRunner;
 use crate::schedule::Segment;
 use crate::stats::Stats;
-use crate::wire::{AUTHORIZATION, bearer, schedule_to_wire, stats_from_wire};
+use crate::wire::{AUTHORIZATION, bearer, pace_to_wire, stats_from_wire};
 
 /// What to do when an agent is lost mid-run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
@@ -194,8 +194,15 @@ impl Controller {
             };
             let _ = link.commands.send(command(command::Command::Prepare(prepare))).await;
         }
+        self.devices = self.await_ready(stop).await?;
+        Ok(())
+    }
+
+    /// Waits until every live agent reports ready (a barrier with a timeout that names
+    /// the agent that never came); returns the devices they logged in.
+    async fn await_ready(&mut self, stop: &CancellationToken) -> Result<u32, ControllerError> {
         let deadline = Instant::now() + self.options.ready_timeout;
-        let mut ready = vec![false; self.links.len()];
+        let mut ready: Vec<bool> = self.links.iter().map(|link| link.lost.is_some()).collect();
         let mut devices = 0;
         while ready.iter().any(|ready| !ready) {
             let heard = tokio::select! {
@@ -222,7 +229,24 @@ impl Controller {
                 }
             }
         }
-        self.devices = devices;
+        Ok(devices)
+    }
+
+    /// Has every live agent log in its share of the first `devices` devices.
+    async fn join_devices(
+        &mut self,
+        devices: u32,
+        login_rate: Option<f64>,
+        stop: &CancellationToken,
+    ) -> Result<(), ControllerError> {
+        let live = self.live().count().max(1) as f64;
+        // Each agent logs in its share; together they keep to the rate asked.
+        let per_agent = login_rate.map_or(0.0, |rate| rate / live);
+        for (_, link) in self.live() {
+            let join = agent::Join { devices, login_rate: per_agent };
+            let _ = link.commands.send(command(command::Command::Join(join))).await;
+        }
+        self.devices = self.await_ready(stop).await?;
         Ok(())
     }
 
@@ -239,7 +263,7 @@ impl Controller {
         }
     }
 
-    async fn run_open(
+    async fn run_on_agents(
         &mut self,
         pace: &Pace,
         label: &str,
@@ -247,19 +271,25 @@ impl Controller {
         stop: &CancellationToken,
         on_second: &mut OnSecond<'_>,
     ) -> StepOutcome {
-        let Pace::Open(schedule) = pace else {
-            // The plan refuses closed models with agents; should one get here, it runs nothing.
-            tracing::error!("agents run open schedules only");
-            return StepOutcome {
-                stats: Stats::default(),
-                seconds: Vec::new(),
-                ran: Duration::ZERO,
-                elapsed: Duration::ZERO,
-                interrupted: true,
-                agents: Vec::new(),
-                degraded: false,
-            };
+        // The schedule's rate per second, for the rows (routines offer what they send).
+        let schedule = match pace {
+            Pace::Open(schedule) => Some(schedule.clone()),
+            Pace::Routines { .. } => None,
+            Pace::Users { .. } => {
+                // The plan refuses closed-model users with agents; should one get here, it runs nothing.
+                tracing::error!("agents run schedules and routines, not closed-model users");
+                return StepOutcome {
+                    stats: Stats::default(),
+                    seconds: Vec::new(),
+                    ran: Duration::ZERO,
+                    elapsed: Duration::ZERO,
+                    interrupted: true,
+                    agents: Vec::new(),
+                    degraded: false,
+                };
+            }
         };
+        let (pieces, routines) = pace_to_wire(pace);
         // Split the schedule among the agents still here.
         let live: Vec<usize> = self.live().map(|(index, _)| index).collect();
         let count = live.len() as u32;
@@ -272,7 +302,8 @@ impl Controller {
             link.segment = Segment { index: position as u32, count };
             let step = agent::Step {
                 label: label.to_string(),
-                pieces: schedule_to_wire(schedule),
+                pieces: pieces.clone(),
+                routines: routines.clone(),
                 start_after_us: lead.saturating_sub(link.half_round_trip).as_micros() as u64,
                 segment_index: position as u32,
                 segment_count: count,
@@ -337,9 +368,9 @@ impl Controller {
                     self.stop_all().await;
                 }
             }
-            gathering.emit_ready_seconds(&live, &self.links, schedule, start, run_start, on_second);
+            gathering.emit_ready_seconds(&live, &self.links, schedule.as_ref(), start, run_start, on_second);
         }
-        gathering.emit_all(schedule, start, run_start, on_second);
+        gathering.emit_all(schedule.as_ref(), start, run_start, on_second);
         let aborted = degraded && self.options.on_loss == OnAgentLoss::Abort;
         let mut outcome = gathering.finish(&live, &self.links, stop.is_cancelled() || aborted, degraded);
         for (share, index) in outcome.agents.iter_mut().zip(&live) {
@@ -409,13 +440,13 @@ impl Gathering {
         &self,
         second: u64,
         stats: &Stats,
-        schedule: &crate::schedule::Schedule,
+        schedule: Option<&crate::schedule::Schedule>,
         start: Instant,
         run_start: Instant,
     ) -> SecondRow {
         let step_second = (run_start + Duration::from_secs(second)).saturating_duration_since(start);
-        let rate = schedule.rate_at(step_second + Duration::from_millis(500));
-        SecondRow::from_stats(second, &self.label, Some(rate), stats)
+        let rate = schedule.map(|schedule| schedule.rate_at(step_second + Duration::from_millis(500)));
+        SecondRow::from_stats(second, &self.label, rate, stats)
     }
 
     /// Shows the seconds every live agent has reported (or that are two seconds old).
@@ -423,7 +454,7 @@ impl Gathering {
         &mut self,
         live: &[usize],
         links: &[Link],
-        schedule: &crate::schedule::Schedule,
+        schedule: Option<&crate::schedule::Schedule>,
         start: Instant,
         run_start: Instant,
         on_second: &mut OnSecond<'_>,
@@ -445,7 +476,7 @@ impl Gathering {
 
     fn emit_all(
         &mut self,
-        schedule: &crate::schedule::Schedule,
+        schedule: Option<&crate::schedule::Schedule>,
         start: Instant,
         run_start: Instant,
         on_second: &mut OnSecond<'_>,
@@ -565,6 +596,10 @@ impl StepRunner for Controller {
         self.devices
     }
 
+    async fn join(&mut self, devices: u32, login_rate: Option<f64>, stop: &CancellationToken) -> Result<(), String> {
+        self.join_devices(devices, login_rate, stop).await.map_err(|error| error.to_string())
+    }
+
     fn run_step(
         &mut self,
         pace: &Pace,
@@ -573,6 +608,6 @@ impl StepRunner for Controller {
         stop: &CancellationToken,
         on_second: &mut OnSecond<'_>,
     ) -> impl std::future::Future<Output = StepOutcome> + Send {
-        self.run_open(pace, label, run_start, stop, on_second)
+        self.run_on_agents(pace, label, run_start, stop, on_second)
     }
 }

@@ -3,7 +3,7 @@
 //! checked by its parser). A plan that passes here can run: its search ends, its
 //! routines have devices, its TLS options fit its target.
 
-use crate::breakpoint::{AnalysisSource, BreakpointPlan, Growth, MAX_GROWTH_STEPS};
+use crate::breakpoint::{AnalysisSource, BreakpointPlan, Growth, MAX_GROWTH_STEPS, Over};
 use crate::cli::{AgentsArgs, BreakpointArgs, Command, CommonArgs, RunArgs, ScenarioKind};
 use crate::controller::ControllerOptions;
 use crate::http::{Security, Target};
@@ -101,12 +101,48 @@ fn run_plan(args: RunArgs) -> Result<Plan, String> {
     Ok(Plan { common: args.common, profile, agents: None })
 }
 
-fn breakpoint_plan(args: BreakpointArgs) -> Result<Plan, String> {
-    if args.max_rate < args.start_rate {
-        return Err(format!("--max-rate {} is below --start-rate {}", args.max_rate, args.start_rate));
-    }
+fn breakpoint_plan(mut args: BreakpointArgs) -> Result<Plan, String> {
+    let over = match args.over {
+        crate::cli::Over::Rate => {
+            if args.max_rate < args.start_rate {
+                return Err(format!("--max-rate {} is below --start-rate {}", args.max_rate, args.start_rate));
+            }
+            Over::Rate
+        }
+        crate::cli::Over::Devices => {
+            if args.common.scenario != ScenarioKind::Devices {
+                return Err("--over devices needs --scenario devices".into());
+            }
+            if args.max_devices < args.start_devices {
+                return Err(format!(
+                    "--max-devices {} is below --start-devices {}",
+                    args.max_devices, args.start_devices
+                ));
+            }
+            let longest = args.command_every.max(args.measurement_every);
+            if args.step_duration < longest {
+                return Err(format!(
+                    "--step-duration {} is shorter than the devices' longest period ({}): every device must act \
+                     at least once in a step",
+                    humantime::format_duration(args.step_duration),
+                    humantime::format_duration(longest)
+                ));
+            }
+            // The search counts devices; the first ones log in before the first step.
+            args.start_rate = f64::from(args.start_devices);
+            args.max_rate = f64::from(args.max_devices);
+            args.common.devices = args.start_devices;
+            Over::Devices {
+                command_every: args.command_every,
+                measurement_every: args.measurement_every,
+                jitter: args.jitter_percent / 100.0,
+                login_rate: Some(args.login_rate),
+            }
+        }
+    };
     let growth = args.step_increment.map_or(Growth::Factor(args.step_factor), Growth::Increment);
     let plan = BreakpointPlan {
+        over,
         analysis: args.prometheus.map(|prometheus| AnalysisSource { prometheus, signals: args.bottlenecks }),
         start_rate: args.start_rate,
         growth,
@@ -144,7 +180,7 @@ fn agents_plan(args: AgentsArgs, plan: &Plan) -> Result<Option<AgentsPlan>, Stri
     let path = args.agent_token_file.ok_or("--agents needs --agent-token-file (the agents' shared token)")?;
     let token = crate::wire::read_token(&path).map_err(|error| format!("--agent-token-file {error}"))?;
     if matches!(plan.profile, Profile::Closed { .. } | Profile::Routines { .. }) {
-        return Err("--agents drives open models: --rate, --stages or breakpoint (not --users or routines)".into());
+        return Err("--agents drives --rate, --stages and breakpoint searches (not --users or run's routines)".into());
     }
     if plan.common.segment != Segment::WHOLE {
         return Err("--agents splits the schedule itself: leave --segment out".into());

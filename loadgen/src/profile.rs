@@ -9,6 +9,14 @@ use tokio_util::sync::CancellationToken;
 
 use crate::attack::{OnSecond, OnStep, StepOutcome};
 use crate::breakpoint::{BreakingPoint, BreakpointPlan};
+
+impl Step {
+    /// The level this step ran at: its device count in a search over devices, else
+    /// its offered rate (what a breaking point is in).
+    pub fn level(&self) -> f64 {
+        self.devices.map_or(self.offered_rate, f64::from)
+    }
+}
 use crate::pacer::Pace;
 use crate::runner::StepRunner;
 use crate::schedule::{RatePiece, Schedule};
@@ -53,6 +61,8 @@ pub struct Step {
     pub broken: Vec<String>,
     /// Wall-clock end, for asking Prometheus about this step afterwards.
     pub ended_at: std::time::SystemTime,
+    /// Simulated devices at work in the step (breakpoint searches over devices).
+    pub devices: Option<u32>,
 }
 
 impl Step {
@@ -65,6 +75,7 @@ impl Step {
             held: None,
             broken: Vec::new(),
             ended_at: std::time::SystemTime::now(),
+            devices: None,
         }
     }
 

@@ -274,7 +274,7 @@ impl Analysis {
     async fn run(self, outcome: &profile::ProfileRun, stop: &CancellationToken) -> Option<crate::bottleneck::Analysis> {
         let point = outcome.breaking_point.as_ref()?;
         let window_of = |rate: Option<f64>| {
-            let step = outcome.steps.iter().find(|step| Some(step.offered_rate) == rate)?;
+            let step = outcome.steps.iter().find(|step| Some(step.level()) == rate)?;
             Some(crate::bottleneck::Window { end: step.ended_at, length: step.duration })
         };
         // Let Prometheus scrape the last seconds before asking.
@@ -315,8 +315,10 @@ fn judge(common: &CommonArgs, outcome: &profile::ProfileRun) -> (Vec<ThresholdRe
     } else if outcome.interrupted {
         ("interrupted: stopped before the end; figures cover what ran".to_string(), exit::INTERRUPTED)
     } else if first_step_broke {
-        let start = outcome.steps.first().map_or(0.0, |step| step.offered_rate);
-        (format!("no rate held: even the first step ({start:.0}/s) broke the SLO; start lower"), exit::THRESHOLD)
+        let start = outcome.steps.first().map_or(String::new(), |step| {
+            step.devices.map_or(format!("{:.0}/s", step.offered_rate), |devices| format!("{devices} devices"))
+        });
+        (format!("no rate held: even the first step ({start}) broke the SLO; start lower"), exit::THRESHOLD)
     } else if any_broken {
         ("a threshold broke".to_string(), exit::THRESHOLD)
     } else {
@@ -367,7 +369,10 @@ pub(crate) async fn scenario(common: &CommonArgs, stop: &CancellationToken) -> R
         ScenarioKind::Devices => {
             let (target, client) = http_client().await?;
             eprintln!("loadgen: logging {} devices in at {}", common.devices, common.target);
-            Ok(Scenario::Devices(DevicesScenario::prepare(client, &target, common.devices as usize, stop).await?))
+            let scenario = DevicesScenario::new(client, &target)?;
+            // Only this segment's devices: other instances log in their own.
+            scenario.join(common.devices as usize, common.segment, None, stop).await?;
+            Ok(Scenario::Devices(scenario))
         }
     }
 }

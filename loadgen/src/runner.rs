@@ -17,6 +17,15 @@ pub trait StepRunner {
     /// Simulated devices logged in (for routines), 0 outside the devices scenario.
     fn devices(&self) -> u32;
 
+    /// Makes sure the first `devices` simulated devices are logged in, at most
+    /// `login_rate` a second (devices scenario; nothing to do otherwise).
+    fn join(
+        &mut self,
+        devices: u32,
+        login_rate: Option<f64>,
+        stop: &CancellationToken,
+    ) -> impl std::future::Future<Output = Result<(), String>> + Send;
+
     /// Runs the load `pace` describes as step `label`; seconds are numbered from
     /// `run_start`; stops early (marked interrupted) when `stop` fires.
     fn run_step(

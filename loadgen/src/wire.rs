@@ -10,6 +10,7 @@ use hdrhistogram::serialization::{Serializer, V2Serializer};
 use loadlab_proto::agent;
 
 use crate::outcome::Outcome;
+use crate::pacer::Pace;
 use crate::schedule::{RatePiece, Schedule};
 use crate::stats::{Latencies, Stats, decode_bytes};
 
@@ -90,6 +91,44 @@ pub fn schedule_from_wire(pieces: &[agent::Piece]) -> Result<Schedule, String> {
         return Err("the step lasts more than 30 days".into());
     }
     Ok(schedule)
+}
+
+/// A step's pace: routines when it carries them, else its schedule's pieces.
+pub fn pace_from_wire(step: &agent::Step) -> Result<Pace, String> {
+    match &step.routines {
+        None => schedule_from_wire(&step.pieces).map(Pace::Open),
+        Some(routines) => {
+            let periods: Vec<Duration> = routines.periods_us.iter().map(|us| Duration::from_micros(*us)).collect();
+            let length = Duration::from_micros(routines.length_us);
+            let fine = !periods.is_empty()
+                && periods.iter().all(|period| !period.is_zero() && *period <= crate::cli::values::MAX_DURATION)
+                && (0.0..1.0).contains(&routines.jitter)
+                && length <= crate::cli::values::MAX_DURATION
+                && u64::from(routines.devices) <= crate::cli::values::MAX_LANES;
+            if !fine {
+                return Err("the routines' devices, periods, jitter or length are out of range".into());
+            }
+            Ok(Pace::Routines { devices: routines.devices, periods, jitter: routines.jitter, length })
+        }
+    }
+}
+
+/// A pace as a step carries it (the schedule's pieces, or the routines).
+pub fn pace_to_wire(pace: &Pace) -> (Vec<agent::Piece>, Option<agent::Routines>) {
+    match pace {
+        Pace::Open(schedule) => (schedule_to_wire(schedule), None),
+        Pace::Routines { devices, periods, jitter, length } => (
+            Vec::new(),
+            Some(agent::Routines {
+                devices: *devices,
+                periods_us: periods.iter().map(|period| period.as_micros() as u64).collect(),
+                jitter: *jitter,
+                length_us: length.as_micros() as u64,
+            }),
+        ),
+        // The plan refuses closed-model users with agents.
+        Pace::Users { .. } => (Vec::new(), None),
+    }
 }
 
 /// `Bearer <token>`, the value of [`AUTHORIZATION`].

@@ -364,3 +364,47 @@ async fn an_abort_threshold_stops_every_agent_within_a_second() {
     assert!(step.ran_seconds < 5.0, "the agents went on for {} s", step.ran_seconds);
     assert!(step.agents.iter().all(|agent| agent.offered < 250), "{:?}", step.agents);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agents_split_a_search_over_devices_without_logging_any_in_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = token_file(&dir);
+    // About 100 devices at 2 requests a second fill it.
+    let server = LimitedServer::start(4, Duration::from_millis(20)).await;
+    let agents: Vec<Agent> = (0..2).map(|_| Agent::start(&token, None)).collect();
+    let (report, code) = run_loadgen(&[
+        "breakpoint",
+        "--target",
+        server.url.trim_end_matches('/'),
+        "--over",
+        "devices",
+        "--start-devices",
+        "25",
+        "--max-devices",
+        "400",
+        "--command-every",
+        "1s",
+        "--measurement-every",
+        "1s",
+        "--step-duration",
+        "3s",
+        "--refine",
+        "1",
+        "--slo-latency",
+        "150ms",
+        "--agents",
+        &urls(&agents),
+        "--agent-token-file",
+        token.to_str().unwrap(),
+    ])
+    .await;
+    assert_eq!(code, 0, "{}", report.verdict);
+    let point = report.breaking_point.unwrap();
+    println!("2 agents: {}", point.sentence());
+    let held = point.rate.unwrap();
+    assert!((50.0..=100.0).contains(&held), "held {held} devices");
+    let most = report.steps.iter().filter_map(|step| step.devices).max().unwrap();
+    assert_eq!(server.logins.load(Ordering::Relaxed), u64::from(most), "each device logged in once, on one agent");
+    // Both agents had devices at work in every step.
+    assert!(report.steps.iter().all(|step| step.agents.iter().all(|agent| agent.completed > 0)));
+}

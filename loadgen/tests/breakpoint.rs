@@ -134,3 +134,47 @@ async fn a_prometheus_whose_queries_fail_gives_no_verdict_and_says_why() {
     assert!(analysis.verdict.starts_with("no verdict: every query to Prometheus failed"), "{}", analysis.verdict);
     assert!(analysis.ranking.iter().all(|reading| reading.error.is_some()));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_search_over_devices_finds_how_many_devices_a_server_holds() {
+    // 4 workers × 20 ms: 200 requests/s; each device sends 2 a second, so about 100
+    // devices fill it.
+    let server = LimitedServer::start(4, Duration::from_millis(20)).await;
+    let (report, code) = run_loadgen(&[
+        "breakpoint",
+        "--target",
+        server.url.trim_end_matches('/'),
+        "--over",
+        "devices",
+        "--start-devices",
+        "25",
+        "--max-devices",
+        "400",
+        "--command-every",
+        "1s",
+        "--measurement-every",
+        "1s",
+        "--step-duration",
+        "3s",
+        "--refine",
+        "2",
+        "--slo-latency",
+        "150ms",
+        "--login-rate",
+        "500",
+    ])
+    .await;
+    assert_eq!(code, 0, "{}", report.verdict);
+    let point = report.breaking_point.unwrap();
+    assert_eq!(point.unit, "devices");
+    let (held, broken) = (point.rate.unwrap(), point.broken_rate.unwrap());
+    println!("{}", point.sentence());
+    assert!((50.0..=100.0).contains(&held), "held {held} devices");
+    assert!(broken > held && broken <= 200.0, "broke at {broken} devices");
+    // Each device sends about 2 requests a second.
+    let request_rate = point.request_rate.unwrap();
+    assert!((1.5 * held..=2.5 * held).contains(&request_rate), "{request_rate}/s for {held} devices");
+    // Every device logged in once, however many steps it took part in.
+    let most = report.steps.iter().filter_map(|step| step.devices).max().unwrap();
+    assert_eq!(server.logins.load(std::sync::atomic::Ordering::Relaxed), u64::from(most));
+}

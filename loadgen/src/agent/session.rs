@@ -15,9 +15,8 @@ use tonic::{Status, Streaming};
 use super::Claim;
 use crate::attack::Attacker;
 use crate::cli::CommonArgs;
-use crate::pacer::Pace;
 use crate::schedule::Segment;
-use crate::wire::{schedule_from_wire, stats_to_wire};
+use crate::wire::{pace_from_wire, stats_to_wire};
 
 type Reports = mpsc::Sender<Result<Report, Status>>;
 
@@ -33,6 +32,8 @@ struct Scenario {
 enum Work {
     Idle,
     Preparing(JoinHandle<Result<Attacker, String>>),
+    /// Devices logging in; the result is how many are logged in here.
+    Joining(JoinHandle<Result<u32, String>>),
     Stepping(CancellationToken, JoinHandle<Attacker>),
 }
 
@@ -67,6 +68,7 @@ pub(crate) async fn run(
                             work = start_preparing(prepare, work, &mut attacker, &reports, &sources);
                         }
                         command::Command::Step(step) => work = start_step(step, work, &mut attacker, &reports),
+                        command::Command::Join(join) => work = start_joining(join, work, &attacker, &reports),
                         command::Command::Stop(_) => {
                             if let Work::Stepping(stop, _) = &work {
                                 stop.cancel();
@@ -93,7 +95,10 @@ pub(crate) async fn run(
                         attacker = Some(prepared);
                         send(&reports, report::Report::Ready(agent::Ready { devices }));
                     }
-                    Finished::Prepared(Err(reason)) => send(&reports, report::Report::Failed(agent::Failed { reason })),
+                    Finished::Prepared(Err(reason)) | Finished::Joined(Err(reason)) => {
+                        send(&reports, report::Report::Failed(agent::Failed { reason }));
+                    }
+                    Finished::Joined(Ok(devices)) => send(&reports, report::Report::Ready(agent::Ready { devices })),
                     Finished::Stepped(Some(stepped)) => attacker = Some(stepped),
                     Finished::Stepped(None) => {
                         send(&reports, report::Report::Failed(agent::Failed { reason: "the step's task failed".into() }));
@@ -110,6 +115,7 @@ pub(crate) async fn run(
             let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
         }
         Work::Preparing(task) => task.abort(),
+        Work::Joining(task) => task.abort(),
         Work::Idle => {}
     }
     drop(claim);
@@ -117,6 +123,7 @@ pub(crate) async fn run(
 
 enum Finished {
     Prepared(Result<Attacker, String>),
+    Joined(Result<u32, String>),
     Stepped(Option<Attacker>),
 }
 
@@ -125,6 +132,7 @@ async fn finished(work: &mut Work) -> Finished {
     match work {
         Work::Idle => std::future::pending().await,
         Work::Preparing(task) => Finished::Prepared(task.await.unwrap_or_else(|error| Err(error.to_string()))),
+        Work::Joining(task) => Finished::Joined(task.await.unwrap_or_else(|error| Err(error.to_string()))),
         Work::Stepping(_, task) => Finished::Stepped(task.await.ok()),
     }
 }
@@ -163,6 +171,28 @@ fn start_preparing(
     }))
 }
 
+fn start_joining(join: agent::Join, work: Work, attacker: &Option<Attacker>, reports: &Reports) -> Work {
+    let failed = |reason: &str| send(reports, report::Report::Failed(agent::Failed { reason: reason.into() }));
+    if !matches!(work, Work::Idle) {
+        failed("busy: devices joining while working");
+        return work;
+    }
+    let Some(attacker) = attacker else {
+        failed("devices joining before the agent was prepared");
+        return work;
+    };
+    let (scenario, segment) = (attacker.scenario.clone(), attacker.segment);
+    let rate = (join.login_rate > 0.0 && join.login_rate.is_finite()).then_some(join.login_rate);
+    Work::Joining(tokio::spawn(async move {
+        let crate::scenario::Scenario::Devices(devices) = &*scenario else {
+            return Err("devices joining, but the scenario is not `devices`".into());
+        };
+        let never = CancellationToken::new();
+        devices.join(join.devices as usize, segment, rate, &never).await.map_err(|error| error.to_string())?;
+        Ok(devices.count() as u32)
+    }))
+}
+
 fn start_step(step: agent::Step, work: Work, attacker: &mut Option<Attacker>, reports: &Reports) -> Work {
     let failed = |reason: String| {
         send(reports, report::Report::Failed(agent::Failed { reason }));
@@ -175,15 +205,14 @@ fn start_step(step: agent::Step, work: Work, attacker: &mut Option<Attacker>, re
         failed("a step before the agent was prepared".into());
         return work;
     };
-    let (schedule, segment) =
-        match (schedule_from_wire(&step.pieces), Segment::new(step.segment_index, step.segment_count)) {
-            (Ok(schedule), Ok(segment)) => (schedule, segment),
-            (Err(reason), _) | (_, Err(reason)) => {
-                *attacker = Some(stepping);
-                failed(reason);
-                return Work::Idle;
-            }
-        };
+    let (pace, segment) = match (pace_from_wire(&step), Segment::new(step.segment_index, step.segment_count)) {
+        (Ok(pace), Ok(segment)) => (pace, segment),
+        (Err(reason), _) | (_, Err(reason)) => {
+            *attacker = Some(stepping);
+            failed(reason);
+            return Work::Idle;
+        }
+    };
     stepping.segment = segment;
     let stop = CancellationToken::new();
     let (token, reports) = (stop.clone(), reports.clone());
@@ -202,7 +231,7 @@ fn start_step(step: agent::Step, work: Work, attacker: &mut Option<Attacker>, re
                     agent::Second { step: label.clone(), second: row.second, stats: Some(stats_to_wire(stats)) };
                 send(&reports, report::Report::Second(second));
             };
-            let outcome = stepping.run(&Pace::Open(schedule), &step.label, run_start, &token, &mut on_second).await;
+            let outcome = stepping.run(&pace, &step.label, run_start, &token, &mut on_second).await;
             let done = agent::StepDone {
                 step: step.label,
                 stats: Some(stats_to_wire(&outcome.stats)),

@@ -255,6 +255,15 @@ pub enum ScenarioKind {
     Grpc,
 }
 
+/// What a breakpoint search steps up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Over {
+    /// The request rate (requests/s).
+    Rate,
+    /// The number of simulated devices.
+    Devices,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum GrpcKind {
     Unary,
@@ -333,9 +342,40 @@ pub struct BreakpointArgs {
     #[command(flatten)]
     pub agents: AgentsArgs,
 
+    /// What to step up: the request rate of an open schedule, or the number of
+    /// simulated devices (devices scenario), each on its routine.
+    #[arg(long, env = "LOADGEN_OVER", value_enum, default_value = "rate")]
+    pub over: Over,
+
     /// Rate of the first step, requests/s (0, 10000000].
     #[arg(long, default_value = "50", value_parser = values::rate)]
     pub start_rate: f64,
+
+    /// --over devices: devices in the first step [1, 1000000].
+    #[arg(long, default_value = "100", value_parser = values::count::<u32>(1, MAX_LANES))]
+    pub start_devices: u32,
+
+    /// --over devices: never more devices than this [1, 1000000].
+    #[arg(long, default_value = "100000", value_parser = values::count::<u32>(1, MAX_LANES))]
+    pub max_devices: u32,
+
+    /// --over devices: each device polls GET /command this often…
+    #[arg(long, default_value = "30s", value_parser = values::duration)]
+    pub command_every: Duration,
+
+    /// …and sends POST /measurement this often.
+    #[arg(long, default_value = "30s", value_parser = values::duration)]
+    pub measurement_every: Duration,
+
+    /// --over devices: each period varies by up to ± this percentage [0, 90] (17:
+    /// the original device's 25–35 s).
+    #[arg(long, default_value = "17", value_parser = values::jitter_percent)]
+    pub jitter_percent: f64,
+
+    /// --over devices: devices joining a step log in at most this many a second,
+    /// before the step starts, so it measures them at work, not a login storm.
+    #[arg(long, default_value = "200", value_parser = values::rate)]
+    pub login_rate: f64,
 
     /// Each step offers this many times the last one's rate (1, 100].
     #[arg(long, default_value = "2", value_parser = values::factor, conflicts_with = "step_increment")]

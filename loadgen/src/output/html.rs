@@ -125,14 +125,8 @@ fn steps_chart(report: &Report) -> String {
 fn headline(report: &Report) -> String {
     match &report.breaking_point {
         Some(point) => match (point.rate, point.broken_rate) {
-            (Some(rate), Some(broken)) => format!(
-                "Breaking point: <strong>{rate:.0} requests/s</strong> held the SLO; {broken:.0}/s broke it: {}.",
-                escape(&point.reason.join("; "))
-            ),
-            (Some(rate), None) => {
-                format!("No breaking point up to <strong>{rate:.0} requests/s</strong>, the maximum asked for.")
-            }
-            (None, _) => format!("Even the first step broke the SLO: {}.", escape(&point.reason.join("; "))),
+            (Some(_), Some(_)) => format!("Breaking point: <strong>{}</strong>.", escape(&point.sentence())),
+            _ => format!("{}.", escape(&point.sentence())),
         },
         None => {
             let step = report.steps.first();

@@ -66,6 +66,9 @@ pub struct StepReport {
     /// An agent was lost during the step: its figures are partial.
     #[serde(default)]
     pub degraded: bool,
+    /// Simulated devices at work (breakpoint searches over devices).
+    #[serde(default)]
+    pub devices: Option<u32>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -139,6 +142,7 @@ pub fn step_report(step: &crate::profile::Step) -> StepReport {
         histograms: StepHistograms { corrected_ok: encode(&corrected), uncorrected_ok: encode(&uncorrected) },
         agents: step.outcome.agents.clone(),
         degraded: step.outcome.degraded,
+        devices: step.devices,
     }
 }
 

@@ -26,10 +26,10 @@ pub fn live_line(row: &SecondRow) {
 pub fn step_line(step: &crate::profile::Step) {
     let verdict =
         if step.broken.is_empty() { "held".to_string() } else { format!("broke: {}", step.broken.join("; ")) };
+    let level = step.devices.map_or(format!("{:.0}/s", step.offered_rate), |devices| format!("{devices} devices"));
     eprintln!(
-        "loadgen: {} at {:.0}/s: achieved {:.0}/s, {} → {verdict}",
+        "loadgen: {} at {level}: achieved {:.0}/s, {} → {verdict}",
         step.label,
-        step.offered_rate,
         step.achieved_rate(),
         ms(crate::output::report::percentiles(&step.outcome.stats.ok_latency(true)).p99).replace("ms", " ms p99"),
     );
@@ -60,16 +60,9 @@ pub fn summary(report: &Report) -> String {
         ));
     }
     if let Some(point) = &report.breaking_point {
-        match (point.rate, point.broken_rate) {
-            (Some(rate), Some(broken)) => text.push_str(&format!(
-                "\nbreaking point: {rate:.0} requests/s held the SLO; {broken:.0}/s broke it: {}\n",
-                point.reason.join("; ")
-            )),
-            (Some(rate), None) => {
-                text.push_str(&format!("\nno breaking point up to {rate:.0} requests/s (the maximum)\n"))
-            }
-            (None, _) => text.push_str(&format!("\neven the first step broke the SLO: {}\n", point.reason.join("; "))),
-        }
+        let sentence = point.sentence();
+        let prefix = if point.rate.is_some() && point.broken_rate.is_some() { "breaking point: " } else { "" };
+        text.push_str(&format!("\n{prefix}{sentence}\n"));
     }
     for threshold in &report.thresholds {
         text.push_str(&format!(

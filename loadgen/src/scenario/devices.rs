@@ -108,7 +108,8 @@ impl DevicesScenario {
         let mut logins = tokio::task::JoinSet::new();
         let mut waiting = missing.into_iter();
         let mut done = 0;
-        let failed = |index: usize, outcome: String| DevicesError::Login { index, count, target: self.target.clone(), outcome };
+        let failed =
+            |index: usize, outcome: String| DevicesError::Login { index, count, target: self.target.clone(), outcome };
         while done < total {
             let can_start = logins.len() < LOGIN_CONCURRENCY && waiting.len() > 0;
             tokio::select! {

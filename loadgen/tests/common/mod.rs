@@ -23,6 +23,8 @@ pub struct LimitedServer {
     pub url: String,
     pub served: Arc<AtomicU64>,
     pub served_http2: Arc<AtomicU64>,
+    /// Logins answered (`POST /login`).
+    pub logins: Arc<AtomicU64>,
     /// When the first request from each client address arrived.
     pub first_seen: Arc<std::sync::Mutex<std::collections::BTreeMap<std::net::IpAddr, std::time::Instant>>>,
     stop: CancellationToken,
@@ -35,7 +37,14 @@ impl LimitedServer {
         let served_http2 = Arc::new(AtomicU64::new(0));
         let first_seen = Arc::new(std::sync::Mutex::new(std::collections::BTreeMap::new()));
         let (counter, http2, seen) = (served.clone(), served_http2.clone(), first_seen.clone());
-        let app = axum::Router::new().fallback(
+        let logins = Arc::new(AtomicU64::new(0));
+        let logged = logins.clone();
+        // A device-api-shaped login, so the devices scenario can run here too.
+        let login = axum::routing::post(move || {
+            let number = logged.fetch_add(1, Ordering::Relaxed);
+            async move { format!(r#"{{"username":"00000000-0000-4000-8000-{number:012}"}}"#) }
+        });
+        let app = axum::Router::new().route("/login", login).fallback(
             move |version: axum::http::Version,
                   axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>| {
                 let (slots, counter, http2) = (slots.clone(), counter.clone(), http2.clone());
@@ -59,7 +68,7 @@ impl LimitedServer {
         tokio::spawn(async move {
             axum::serve(listener, app).with_graceful_shutdown(async move { signal.cancelled().await }).await
         });
-        Self { url, served, served_http2, first_seen, stop }
+        Self { url, served, served_http2, logins, first_seen, stop }
     }
 }
 
