@@ -372,7 +372,7 @@ pub(crate) async fn scenario(common: &CommonArgs, stop: &CancellationToken) -> R
             let scenario = DevicesScenario::new(client, &target)?;
             // Only this segment's devices: other instances log in their own.
             scenario.join(common.devices as usize, common.segment, None, stop).await?;
-            Ok(Scenario::Devices(scenario))
+            Ok(Scenario::Devices(Box::new(scenario)))
         }
     }
 }

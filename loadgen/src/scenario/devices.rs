@@ -113,7 +113,7 @@ impl DevicesScenario {
         while done < total {
             let can_start = logins.len() < LOGIN_CONCURRENCY && waiting.len() > 0;
             tokio::select! {
-                _ = async { match pace.as_mut() { Some(pace) => { pace.tick().await; } None => {} } }, if can_start => {
+                _ = async { if let Some(pace) = pace.as_mut() { pace.tick().await; } }, if can_start => {
                     let device = waiting.next().expect("counted");
                     let (client, request) = (self.client.clone(), self.login.build(Bytes::from_static(br#"{"username":"device"}"#)));
                     logins.spawn(async move { (device, client.send(request, None, true).await) });

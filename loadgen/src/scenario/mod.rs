@@ -39,7 +39,8 @@ impl Work {
 /// The scenarios loadgen can run.
 pub enum Scenario {
     Http(HttpScenario),
-    Devices(DevicesScenario),
+    /// Boxed: its templates make it the largest, and a scenario is made once.
+    Devices(Box<DevicesScenario>),
     Grpc(GrpcScenario),
 }
 
