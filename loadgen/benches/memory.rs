@@ -1,53 +1,111 @@
-//! Memory per simulated device: loadgen runs the devices scenario in the closed model
-//! (Locust's 25–35 s think time, so devices are idle nearly all the time) against
-//! device-api on a private PostgreSQL, once with a few devices and once with many.
-//! Prints peak RSS of each and the RSS per device of the difference.
+//! Memory per simulated device, on both sides: loadgen runs the devices scenario with
+//! per-device routines (`GET /command` and `POST /measurement` every `--period`, each
+//! device on its own kept connection, idle nearly all the time) against device-api
+//! (a child process, on a private PostgreSQL), once with 100 devices and once with
+//! many. Prints each process's RSS, the RSS per device of the difference, and
+//! loadgen's p99 schedule lag (how late its timers fired).
 //!
-//! `cargo bench -p loadgen --bench memory -- [--devices 20000]`
+//! One process holds one file descriptor per device, so the open-file limit caps the
+//! device count: by default the most the hard limit allows (100,000 where it lets).
+//!
+//! `cargo build --release -p device-api && cargo bench -p loadgen --bench memory -- [--devices N] [--period 30s]`
 
 mod common;
 
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use common::{LOADGEN, rss_bytes};
+use common::{LOADGEN, free_port, rss_bytes, summary};
 
 #[derive(Parser)]
 struct Options {
-    #[arg(long, default_value_t = 20_000)]
-    devices: usize,
-    /// Seconds the idle phase lasts after the logins.
-    #[arg(long, default_value_t = 15)]
-    idle_seconds: u64,
+    /// Devices of the large run (default: 100,000, or what the open-file limit allows).
+    #[arg(long)]
+    devices: Option<usize>,
+    /// Each device's period for each of its two requests.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    period: Duration,
     #[arg(long, hide = true)]
     bench: bool,
 }
 
-/// Runs loadgen with `devices` devices and users; returns (peak RSS, RSS at the end).
-fn measure(target: &str, devices: usize, idle: u64) -> (u64, u64) {
-    let mut child = std::process::Command::new(LOADGEN)
-        .args(["run", "--target", target, "--devices", &devices.to_string(), "--users", &devices.to_string()])
-        .args(["--think-time", "25s..35s", "--duration", &format!("{idle}s"), "--listen", "none"])
-        .stderr(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .expect("loadgen runs");
-    let (mut peak, mut last) = (0, 0);
-    let deadline = Instant::now() + Duration::from_secs(idle + 300);
-    while child.try_wait().unwrap().is_none() && Instant::now() < deadline {
-        if let Some(rss) = rss_bytes(child.id()) {
-            peak = peak.max(rss);
-            last = rss;
+/// The hard open-file limit (what a process may raise its own to).
+fn open_file_limit() -> u64 {
+    let limits = std::fs::read_to_string("/proc/self/limits").unwrap_or_default();
+    limits
+        .lines()
+        .find(|line| line.starts_with("Max open files"))
+        .and_then(|line| line.split_whitespace().nth(4))
+        .and_then(|hard| hard.parse().ok())
+        .unwrap_or(1024)
+}
+
+/// What one run measured.
+struct Measured {
+    loadgen_rss: u64,
+    api_rss: u64,
+    lag_p99_ms: f64,
+    completed: u64,
+}
+
+/// Runs `devices` devices for two periods and a bit; samples both RSS at the end.
+fn measure(target: &str, api: &Child, devices: usize, period: Duration) -> Measured {
+    let out = tempfile::tempdir().unwrap();
+    let length = period * 2 + Duration::from_secs(5);
+    // One source address per 20,000 connections: one address has ~28,000 ports.
+    let sources: Vec<String> = (0..devices.div_ceil(20_000)).map(|i| format!("127.0.9.{}", i + 1)).collect();
+    let seconds = |duration: Duration| format!("{}ms", duration.as_millis());
+    let mut command = Command::new("sh");
+    command
+        .arg("-c")
+        .arg("ulimit -n \"$(ulimit -Hn)\"; exec \"$@\"")
+        .arg("sh")
+        .arg(LOADGEN)
+        .args(["run", "--target", target, "--devices", &devices.to_string()])
+        .args(["--command-every", &seconds(period), "--measurement-every", &seconds(period)])
+        .args(["--duration", &seconds(length), "--listen", "none", "--timeout", "30s"])
+        .args(["--source-address", &sources.join(",")])
+        .args(["--out", out.path().to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut child = command.spawn().expect("loadgen runs");
+    let started = Instant::now();
+    let (mut loadgen_rss, mut api_rss) = (0, 0);
+    while child.try_wait().unwrap().is_none() {
+        // Near the end every device has connected and gone idle again.
+        if started.elapsed() > length.saturating_sub(Duration::from_secs(2)) && loadgen_rss == 0 {
+            loadgen_rss = rss_bytes(child.id()).unwrap_or(0);
+            api_rss = rss_bytes(api.id()).unwrap_or(0);
         }
         std::thread::sleep(Duration::from_millis(200));
     }
-    let _ = child.kill();
-    let _ = child.wait();
-    (peak, last)
+    let report = summary(out.path());
+    let step = &report["steps"][0];
+    Measured {
+        loadgen_rss,
+        api_rss,
+        lag_p99_ms: step["schedule_lag_ms"]["p99"].as_f64().unwrap_or(f64::NAN),
+        completed: step["completed"].as_u64().unwrap_or(0),
+    }
 }
 
 fn main() {
     let options = Options::parse();
+    let limit = open_file_limit();
+    // Each process holds a descriptor per device, plus a margin.
+    let allowed = (limit.saturating_sub(200)) as usize;
+    let devices = options.devices.unwrap_or(100_000.min(allowed));
+    if devices > allowed {
+        eprintln!("{devices} devices need {devices} open files in each process; the hard limit here is {limit}");
+        std::process::exit(2);
+    }
+    // Beside loadgen's binary, from the same profile.
+    let device_api = std::path::Path::new(LOADGEN).with_file_name("device-api");
+    if !device_api.is_file() {
+        eprintln!("{} is missing: cargo build --release -p device-api first", device_api.display());
+        std::process::exit(2);
+    }
     let postgres = loadlab::PostgresInstance::start_with(loadlab::postgres::PostgresOptions {
         settings: vec![("fsync".into(), "off".into())],
         port: None,
@@ -55,32 +113,51 @@ fn main() {
     })
     .expect("private PostgreSQL");
     postgres.create_database("device_api").unwrap();
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
-    let target = format!("http://{}", listener.local_addr().unwrap());
-    let config = device_api::Config::for_database(postgres.url("device_api"));
-    runtime.spawn(device_api::run(config, listener, std::future::pending()));
+    let port = free_port();
+    let target = format!("http://127.0.0.1:{port}");
+    let mut api = Command::new("sh")
+        .arg("-c")
+        .arg("ulimit -n \"$(ulimit -Hn)\"; exec \"$@\"")
+        .arg("sh")
+        .arg(&device_api)
+        .args(["--listen", &format!("127.0.0.1:{port}"), "--database-url", &postgres.url("device_api")])
+        .args(["--max-connections", &(devices + 100).to_string(), "--keep-alive-timeout", "300s"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("device-api starts");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "device-api never listened");
+        std::thread::sleep(Duration::from_millis(100));
+    }
     std::thread::sleep(Duration::from_secs(2));
 
     let few = 100;
-    let (few_peak, few_last) = measure(&target, few, options.idle_seconds);
-    let (many_peak, many_last) = measure(&target, options.devices, options.idle_seconds);
-    let per_device = |small: u64, large: u64| (large.saturating_sub(small)) as f64 / (options.devices - few) as f64;
-    println!("devices scenario, closed model, think 25–35 s (idle devices)");
+    let small = measure(&target, &api, few, options.period);
+    let large = measure(&target, &api, devices, options.period);
+    let _ = api.kill();
+    let _ = api.wait();
+    let per_device = |small: u64, large: u64| large.saturating_sub(small) as f64 / (devices - few) as f64 / 1024.0;
+    let mib = |bytes: u64| bytes as f64 / 1048576.0;
     println!(
-        "{few:>6} devices: peak RSS {:.1} MiB, at the end {:.1} MiB",
-        few_peak as f64 / 1048576.0,
-        few_last as f64 / 1048576.0
+        "devices scenario, routines: each device polls and measures every {}, on its own kept connection",
+        humantime::format_duration(options.period)
     );
+    println!("open-file limit {limit}: {devices} devices at most per process here");
+    println!("{:>7} {:>14} {:>16} {:>14} {:>10}", "devices", "loadgen RSS", "device-api RSS", "lag p99", "answers");
+    for (count, measured) in [(few, &small), (devices, &large)] {
+        println!(
+            "{count:>7} {:>10.1} MiB {:>12.1} MiB {:>11.2} ms {:>10}",
+            mib(measured.loadgen_rss),
+            mib(measured.api_rss),
+            measured.lag_p99_ms,
+            measured.completed
+        );
+    }
     println!(
-        "{:>6} devices: peak RSS {:.1} MiB, at the end {:.1} MiB",
-        options.devices,
-        many_peak as f64 / 1048576.0,
-        many_last as f64 / 1048576.0
-    );
-    println!(
-        "RSS per idle device: {:.0} bytes (at the end), {:.0} bytes (peaks, logins included)",
-        per_device(few_last, many_last),
-        per_device(few_peak, many_peak)
+        "per idle device: loadgen {:.1} KiB, device-api {:.1} KiB",
+        per_device(small.loadgen_rss, large.loadgen_rss),
+        per_device(small.api_rss, large.api_rss)
     );
 }

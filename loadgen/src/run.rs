@@ -333,7 +333,11 @@ pub(crate) async fn scenario(common: &CommonArgs, stop: &CancellationToken) -> R
     let http_client = async || -> Result<(Target, HttpClient), RunError> {
         let target = Target::parse(&common.target).map_err(RunError::Target)?;
         let sources = common.source_addresses.clone();
-        let connector = Connector::new(&target, &trust, common.http2, sources).await.map_err(RunError::Target)?;
+        let mut connector = Connector::new(&target, &trust, common.http2, sources).await.map_err(RunError::Target)?;
+        if common.scenario == ScenarioKind::Devices {
+            // Many connections, mostly idle, with small answers.
+            connector = connector.for_idle_connections();
+        }
         Ok((target, HttpClient::new(connector, common.timeout, common.connections as usize)))
     };
     match common.scenario {

@@ -160,7 +160,9 @@ async fn devices_log_in_and_send_as_the_original_devices_did() {
     let (report, code) =
         run_loadgen(&["run", "--target", &nginx.http, "--devices", "5", "--rate", "40", "--duration", "1s"]).await;
     assert_eq!((code, report.steps[0].errors), (0, 0), "{}", outcomes(&report.steps[0]));
-    // Routines: each device on its own connection.
+    let open_model = nginx.access_log();
+    nginx.clear_log();
+    // Routines: each device on its own connection, kept (parked) between its requests.
     let (routines, code) = run_loadgen(&[
         "run",
         "--target",
@@ -176,7 +178,12 @@ async fn devices_log_in_and_send_as_the_original_devices_did() {
     ])
     .await;
     assert_eq!((code, routines.steps[0].errors), (0, 0), "{}", outcomes(&routines.steps[0]));
-    let log = nginx.access_log();
+    let routines_log = nginx.access_log();
+    let work: Vec<_> = routines_log.iter().filter(|line| line.request != "POST /login HTTP/1.1").collect();
+    let connections: std::collections::BTreeSet<u64> = work.iter().map(|line| line.connection).collect();
+    assert!(work.len() > 20, "{} requests", work.len());
+    assert!(connections.len() <= 5, "5 devices used {} connections", connections.len());
+    let log: Vec<_> = open_model.into_iter().chain(routines_log).collect();
     let host = format!("127.0.0.1:{}", port(&nginx.http));
     assert_eq!(log.iter().filter(|line| line.request == "POST /login HTTP/1.1").count(), 10);
     for line in log.iter().filter(|line| line.request != "POST /login HTTP/1.1") {

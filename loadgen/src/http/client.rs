@@ -16,7 +16,7 @@ use hyper::body::Bytes;
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use hyper::{Method, Request, Uri};
 
-use super::connection::{Body, Connector, Sender};
+use super::connection::{Body, Connector, SendError, Sender, Stream};
 use crate::outcome::{ErrorKind, Outcome};
 
 /// Most bytes of an answer kept when the caller wants the body (logins).
@@ -141,8 +141,20 @@ impl HttpClient {
                 }
             }
         }
-        let sender = slot.as_mut().expect("connected above");
-        match exchange(sender, request, keep_body).await {
+        let result = match slot.take() {
+            Some(Sender::Parked(stream)) => {
+                let (result, stream) = Box::pin(self.on_parked(stream, request, keep_body)).await;
+                *slot = stream.map(Sender::Parked);
+                result
+            }
+            Some(mut sender) => {
+                let result = exchange(&mut sender, request, keep_body).await;
+                *slot = Some(sender);
+                result
+            }
+            None => Err(SendError { kind: ErrorKind::Transport, unsent: None }),
+        };
+        match result {
             Ok((outcome, body, keep)) => {
                 if !keep {
                     *slot = None;
@@ -161,6 +173,32 @@ impl HttpClient {
                 (Outcome::Error(failure.kind), Bytes::new())
             }
         }
+    }
+
+    /// One exchange on a parked connection: HTTP/1.1 set up on its stream, the
+    /// connection driven here beside the request (no task of its own), and the stream
+    /// parked again once the answer is read, unless either side is closing it.
+    async fn on_parked(
+        &self,
+        stream: Box<Stream>,
+        request: Request<Body>,
+        keep_body: bool,
+    ) -> (Result<(Outcome, Bytes, bool), SendError>, Option<Box<Stream>>) {
+        let (sender, connection) = match self.connector.unpark(stream).await {
+            Ok(parts) => parts,
+            Err(kind) => return (Err(SendError { kind, unsent: Some(request) }), None),
+        };
+        let mut sender = Sender::Http1(sender);
+        let exchanged = async move {
+            let result = exchange(&mut sender, request, keep_body).await;
+            drop(sender); // so the connection gives its stream back
+            result
+        };
+        let (result, parts) = tokio::join!(exchanged, connection.without_shutdown());
+        let keep = matches!(result, Ok((_, _, true)));
+        let stream =
+            parts.ok().filter(|parts| keep && parts.read_buf.is_empty()).map(|parts| Box::new(parts.io.into_inner()));
+        (result, stream)
     }
 
     async fn pooled(&self, request: Request<Body>, keep_body: bool) -> (Outcome, Bytes) {
@@ -201,7 +239,7 @@ async fn exchange(
     sender: &mut Sender,
     request: Request<Body>,
     keep_body: bool,
-) -> Result<(Outcome, Bytes, bool), super::connection::SendError> {
+) -> Result<(Outcome, Bytes, bool), SendError> {
     let response = sender.send(request).await?;
     let status = response.status();
     let closing =

@@ -20,10 +20,17 @@ use loadlab_proto::tls::{TlsError, Trust, client_config, server_name};
 
 pub type Body = Full<Bytes>;
 
+/// A connection's byte stream: TCP, with TLS over it for `https://`.
+pub type Stream = tokio_util::either::Either<tokio_rustls::client::TlsStream<TcpStream>, TcpStream>;
+
 /// The sending half of one connection.
 pub enum Sender {
     Http1(http1::SendRequest<Body>),
     Http2(http2::SendRequest<Body>),
+    /// An idle HTTP/1.1 connection kept as its bare stream: no task, no buffers
+    /// between requests (a simulated device's connection is idle most of the time);
+    /// each request sets HTTP up on it again, which costs no round trip.
+    Parked(Box<Stream>),
 }
 
 /// A request that could not be sent, and whether it may be retried on another
@@ -38,6 +45,7 @@ impl Sender {
         match self {
             Sender::Http1(sender) => sender.is_closed(),
             Sender::Http2(sender) => sender.is_closed(),
+            Sender::Parked(stream) => peer_closed(stream),
         }
     }
 
@@ -49,14 +57,16 @@ impl Sender {
     pub fn clone_shared(&self) -> Option<Sender> {
         match self {
             Sender::Http2(sender) => Some(Sender::Http2(sender.clone())),
-            Sender::Http1(_) => None,
+            Sender::Http1(_) | Sender::Parked(_) => None,
         }
     }
 
     /// Sends `request` and returns the answer's head (its body still to be read).
+    /// Not for a parked connection: see [`Connector::exchange_parked`].
     pub async fn send(&mut self, request: Request<Body>) -> Result<Response<Incoming>, SendError> {
         let failed = |error: hyper::Error| SendError { kind: classify_hyper(&error), unsent: None };
         match self {
+            Sender::Parked(_) => Err(SendError { kind: ErrorKind::Transport, unsent: Some(request) }),
             Sender::Http1(sender) => {
                 sender.ready().await.map_err(|error| SendError { unsent: None, ..failed(error) })?;
                 sender.try_send_request(request).await.map_err(|mut error| {
@@ -85,7 +95,16 @@ pub struct Connector {
     /// ports per destination); empty: the system's choice.
     sources: Vec<std::net::IpAddr>,
     next_source: std::sync::atomic::AtomicUsize,
+    /// An exact HTTP/1.1 read buffer size, for many mostly idle connections with small
+    /// answers (hyper's adaptive buffer starts at 8 KiB and keeps what it grew to).
+    read_buffer: Option<usize>,
+    /// Keep idle HTTP/1.1 connections parked ([`Sender::Parked`]).
+    park: bool,
 }
+
+/// The read buffer of a simulated device's connection: device-api's answers are a
+/// few hundred bytes, and a device's connection is idle most of the time.
+pub const SMALL_READ_BUFFER: usize = 2048;
 
 impl Connector {
     /// Resolves the target's host once, and prepares TLS for `https://`.
@@ -123,11 +142,23 @@ impl Connector {
             http2,
             sources,
             next_source: std::sync::atomic::AtomicUsize::new(0),
+            read_buffer: None,
+            park: false,
         }))
     }
 
     pub fn target(&self) -> &Target {
         &self.target
+    }
+
+    /// For many mostly idle connections with small answers (simulated devices): HTTP/1.1
+    /// connections are parked between requests, and answers read into a small buffer.
+    pub fn for_idle_connections(mut self: Arc<Self>) -> Arc<Self> {
+        if let Some(connector) = Arc::get_mut(&mut self) {
+            connector.read_buffer = Some(SMALL_READ_BUFFER);
+            connector.park = !connector.http2;
+        }
+        self
     }
 
     /// Whether connections speak HTTP/2 (`--http2`).
@@ -142,6 +173,9 @@ impl Connector {
             match self.open(*address).await {
                 Ok(stream) => {
                     let _ = stream.set_nodelay(true);
+                    if self.park {
+                        return Ok(Sender::Parked(Box::new(self.secure(stream).await?)));
+                    }
                     return self.handshake(stream).await;
                 }
                 Err(error) if error.kind() == std::io::ErrorKind::ConnectionRefused => {
@@ -166,6 +200,30 @@ impl Connector {
         socket.connect(address).await
     }
 
+    /// The stream, with TLS over it when the target is `https://`.
+    async fn secure(&self, stream: TcpStream) -> Result<Stream, ErrorKind> {
+        match &self.tls {
+            None => Ok(tokio_util::either::Either::Right(stream)),
+            Some(tls) => {
+                let name = server_name(&self.target.host).map_err(|_| ErrorKind::Tls)?;
+                Ok(tokio_util::either::Either::Left(tls.connect(name, stream).await.map_err(|_| ErrorKind::Tls)?))
+            }
+        }
+    }
+
+    /// HTTP/1.1 set up again on a parked stream (no round trip: HTTP/1.1 has no
+    /// handshake); the caller drives the connection beside its request.
+    pub async fn unpark(
+        &self,
+        stream: Box<Stream>,
+    ) -> Result<(http1::SendRequest<Body>, http1::Connection<TokioIo<Stream>, Body>), ErrorKind> {
+        http1::Builder::new()
+            .read_buf_exact_size(self.read_buffer)
+            .handshake(TokioIo::new(*stream))
+            .await
+            .map_err(|error| classify_hyper(&error))
+    }
+
     async fn handshake(&self, stream: TcpStream) -> Result<Sender, ErrorKind> {
         match &self.tls {
             None => self.http(TokioIo::new(stream)).await,
@@ -187,8 +245,11 @@ impl Connector {
             tokio::spawn(connection);
             Ok(Sender::Http2(sender))
         } else {
-            let (sender, connection) =
-                http1::Builder::new().handshake(io).await.map_err(|error| classify_hyper(&error))?;
+            let (sender, connection) = http1::Builder::new()
+                .read_buf_exact_size(self.read_buffer)
+                .handshake(io)
+                .await
+                .map_err(|error| classify_hyper(&error))?;
             tokio::spawn(connection);
             Ok(Sender::Http1(sender))
         }
@@ -222,4 +283,15 @@ pub fn classify_hyper(error: &hyper::Error) -> ErrorKind {
         source = inner.source();
     }
     ErrorKind::Transport
+}
+
+/// Whether the peer has closed a parked stream (or sent something unasked, which
+/// leaves it unusable too): a non-blocking look at the socket.
+fn peer_closed(stream: &Stream) -> bool {
+    let tcp = match stream {
+        tokio_util::either::Either::Left(tls) => tls.get_ref().0,
+        tokio_util::either::Either::Right(tcp) => tcp,
+    };
+    let mut byte = [0u8; 1];
+    !matches!(tcp.try_read(&mut byte), Err(error) if error.kind() == std::io::ErrorKind::WouldBlock)
 }

@@ -7,6 +7,6 @@ mod connection;
 mod target;
 
 pub use client::{HttpClient, Template, user_agent};
-pub use connection::{Body, Connector, Sender};
+pub use connection::{Body, Connector, Sender, Stream};
 pub use loadlab_proto::tls::Trust;
 pub use target::{Security, Target};
