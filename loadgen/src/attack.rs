@@ -287,7 +287,7 @@ impl Attacker {
                             Next::Due(arrival) => {
                                 issued += 1;
                                 let work = Work { k: arrival.k, lane: arrival.lane, action: arrival.action };
-                                let sent = self.issue(work, arrival.due, now, &answers_tx, &mut slots, &mut collector);
+                                let sent = self.issue(work, arrival, now, &answers_tx, &mut slots, &mut collector);
                                 if let (false, Some(lane)) = (sent, arrival.lane) {
                                     pacer.finished(lane, now); // dropped: the lane is free again
                                 }
@@ -391,13 +391,14 @@ impl Attacker {
     fn issue(
         &mut self,
         work: Work,
-        due: Instant,
+        arrival: crate::pacer::Arrival,
         now: Instant,
         answers: &mpsc::Sender<Answer>,
         slots: &mut Slots,
         collector: &mut Collector,
     ) -> bool {
-        let lag = now.saturating_duration_since(due);
+        let due = arrival.due;
+        let lag = now.saturating_duration_since(arrival.ready);
         self.meter.lag(lag);
         let Ok(permit) = answers.clone().try_reserve_owned() else {
             collector.dropped(1);

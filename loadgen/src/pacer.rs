@@ -32,6 +32,10 @@ pub struct Arrival {
     /// Its number in the run's sequence (seeds its random choices).
     pub k: u64,
     pub due: Instant,
+    /// When it could first be issued: its due time, or, for a routine's tick that
+    /// waited for its device's previous request, when that request ended. The
+    /// generator's own lateness (schedule lag) is counted from here.
+    pub ready: Instant,
     /// The lane that owns it, when lanes own connections (users, devices).
     pub lane: Option<u32>,
     /// Which of the scenario's actions, when the pacer decides it (routines).
@@ -93,7 +97,7 @@ impl Pacer {
         match self {
             Pacer::Open(_) => {}
             Pacer::Users(users) => users.finished(lane, at),
-            Pacer::Routines(routines) => routines.finished(lane),
+            Pacer::Routines(routines) => routines.finished(lane, at),
         }
     }
 
@@ -178,7 +182,7 @@ impl Open {
         let Some((k, offset)) = self.peeked.take().or_else(|| self.arrivals.next()) else { return Next::Done };
         let due = self.start + offset;
         if due <= now {
-            Next::Due(Arrival { k, due, lane: None, action: None })
+            Next::Due(Arrival { k, due, ready: due, lane: None, action: None })
         } else {
             self.peeked = Some((k, offset));
             Next::At(due)
@@ -211,7 +215,7 @@ impl Users {
                 let Reverse((due, lane)) = self.ready.pop().expect("peeked");
                 self.busy += 1;
                 self.next_k += 1;
-                Next::Due(Arrival { k: self.next_k - 1, due, lane: Some(lane), action: None })
+                Next::Due(Arrival { k: self.next_k - 1, due, ready: due, lane: Some(lane), action: None })
             }
             Some(Reverse((due, _))) => Next::At(*due),
             None if self.busy > 0 => Next::AwaitCompletion,
@@ -244,8 +248,9 @@ pub struct Routines {
     timers: BinaryHeap<Reverse<(Instant, u32, u8)>>,
     /// Ticks that came due while their lane was busy, waiting for it: lane × action.
     waiting: Vec<Option<Instant>>,
-    /// Waiting ticks whose lane has become free, in the order they were due.
-    released: VecDeque<(Instant, u32, u8)>,
+    /// Waiting ticks whose lane has become free, in the order they were due:
+    /// (due, freed, lane, action).
+    released: VecDeque<(Instant, Instant, u32, u8)>,
     busy: Vec<bool>,
     skipped: u64,
     next_k: u64,
@@ -295,15 +300,15 @@ impl Routines {
         }
     }
 
-    fn arrival(&mut self, due: Instant, lane: u32, action: u8) -> Next {
+    fn arrival(&mut self, due: Instant, ready: Instant, lane: u32, action: u8) -> Next {
         self.busy[lane as usize] = true;
         self.next_k += 1;
-        Next::Due(Arrival { k: self.next_k - 1, due, lane: Some(lane), action: Some(action) })
+        Next::Due(Arrival { k: self.next_k - 1, due, ready, lane: Some(lane), action: Some(action) })
     }
 
     fn next(&mut self, now: Instant) -> Next {
-        if let Some((due, lane, action)) = self.released.pop_front() {
-            return self.arrival(due, lane, action);
+        if let Some((due, ready, lane, action)) = self.released.pop_front() {
+            return self.arrival(due, ready, lane, action);
         }
         while let Some(Reverse((due, lane, action))) = self.timers.peek().copied() {
             if due > now {
@@ -317,7 +322,7 @@ impl Routines {
                 self.timers.push(Reverse((again, lane, action)));
             }
             if !self.busy[lane as usize] {
-                return self.arrival(due, lane, action);
+                return self.arrival(due, due, lane, action);
             }
             let slot = &mut self.waiting[lane as usize * self.periods.len() + usize::from(action)];
             if slot.is_some() {
@@ -329,7 +334,7 @@ impl Routines {
         if self.busy.iter().any(|busy| *busy) { Next::AwaitCompletion } else { Next::Done }
     }
 
-    fn finished(&mut self, lane: u32) {
+    fn finished(&mut self, lane: u32, at: Instant) {
         self.busy[lane as usize] = false;
         let actions = self.periods.len();
         let slots = &mut self.waiting[lane as usize * actions..(lane as usize + 1) * actions];
@@ -337,7 +342,7 @@ impl Routines {
         let oldest = slots.iter().enumerate().filter_map(|(action, due)| due.map(|due| (due, action))).min();
         if let Some((due, action)) = oldest {
             slots[action] = None;
-            self.released.push_back((due, lane, action as u8));
+            self.released.push_back((due, at.max(due), lane, action as u8));
             self.busy[lane as usize] = true;
         }
     }
@@ -379,7 +384,7 @@ mod tests {
         let again = start + Duration::from_millis(110);
         assert_eq!(pacer.next(start + Duration::from_millis(50)), Next::At(again));
         let due = drain(&mut pacer, again);
-        assert_eq!(due, [Arrival { k: 2, due: again, lane: Some(1), action: None }]);
+        assert_eq!(due, [Arrival { k: 2, due: again, ready: again, lane: Some(1), action: None }]);
         // After the end a user does not come back.
         pacer.finished(0, start + Duration::from_millis(950));
         assert_eq!(pacer.next(start + Duration::from_secs(2)), Next::AwaitCompletion, "user 1 still waits");
@@ -403,5 +408,6 @@ mod tests {
         let waited = drain(&mut pacer, late);
         assert_eq!(waited.len(), 1);
         assert_eq!(waited[0].due, first[0].due + Duration::from_millis(100), "latency runs from the tick");
+        assert_eq!(waited[0].ready, late, "lateness from when the device was free again");
     }
 }
