@@ -415,7 +415,9 @@ impl Attacker {
             let mut connection = connection;
             let sent = Instant::now();
             let own = work.lane.map(|_| &mut connection);
-            let outcome = scenario.execute(work, request, seed, own).await;
+            // Boxed: the request future is kilobytes, and tokio moves a task's future
+            // several times while it runs; a pointer moves for nothing.
+            let outcome = Box::pin(scenario.execute(work, request, seed, own)).await;
             guard.answer(Answer { slot, request, outcome, sent, finished: Instant::now(), connection });
         });
         true

@@ -12,13 +12,13 @@ import grpc
 import pytest
 from grpc_tools import protoc
 
-PROTO_DIR = pathlib.Path(__file__).resolve().parents[2] / "proto"
+PROTO_DIR = pathlib.Path(__file__).resolve().parents[3] / "proto" / "proto"
 
 
 @pytest.fixture(scope="session")
 def pb(tmp_path_factory):
     """stress_pb2 and stress_pb2_grpc, generated into a temporary directory (never
-    committed) from stress/proto/stress.proto with grpcio-tools' bundled protoc."""
+    committed) from proto/proto/stress.proto with grpcio-tools' bundled protoc."""
     out = tmp_path_factory.mktemp("generated")
     include = importlib.resources.files("grpc_tools") / "_proto"
     code = protoc.main(
