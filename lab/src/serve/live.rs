@@ -19,7 +19,8 @@ use super::store::{Run, RunState};
 pub enum Event {
     /// The run changed state (also sent first, with the run as it is).
     State(Box<Run>),
-    Second(SecondRow),
+    /// A second of a step ended: its row, at `position` in the run's rows.
+    Second { position: u64, row: SecondRow },
     Step(Box<StepReport>),
     /// A client sent data points.
     Datapoints {
@@ -32,7 +33,7 @@ impl Event {
     pub fn name(&self) -> &'static str {
         match self {
             Event::State(_) => "state",
-            Event::Second(_) => "second",
+            Event::Second { .. } => "second",
             Event::Step(_) => "step",
             Event::Datapoints { .. } => "datapoints",
         }

@@ -320,13 +320,15 @@ impl Core {
         });
         let (store, live, id) = (self.store.clone(), self.live.clone(), run_id.to_string());
         let recorder = tokio::spawn(async move {
+            let mut position = 0;
             while let Some(event) = received.recv().await {
                 match event {
                     LiveEvent::Second { row, .. } => {
-                        if let Err(error) = store.add_second(&id, &row).await {
+                        if let Err(error) = store.add_second(&id, position, &row).await {
                             tracing::error!(run = id, "recording a second: {error}");
                         }
-                        live.send(&id, Event::Second(row));
+                        live.send(&id, Event::Second { position, row });
+                        position += 1;
                     }
                     LiveEvent::Step(step) => {
                         if let Err(error) = store.add_step(&id, &step).await {

@@ -20,7 +20,7 @@ type Stream = Sse<axum::response::sse::KeepAliveStream<ReceiverStream<Result<Sse
 fn sse(event: &Event) -> SseEvent {
     let data = match event {
         Event::State(run) => serde_json::to_string(run),
-        Event::Second(row) => serde_json::to_string(row),
+        Event::Second { row, .. } => serde_json::to_string(row),
         Event::Step(step) => serde_json::to_string(step),
         Event::Datapoints { client, count } => {
             serde_json::to_string(&serde_json::json!({"client": client, "count": count}))
@@ -30,7 +30,7 @@ fn sse(event: &Event) -> SseEvent {
     let event_name = event.name();
     let sse = SseEvent::default().event(event_name).data(data);
     match event {
-        Event::Second(row) => sse.id(row.second.to_string()),
+        Event::Second { position, .. } => sse.id(position.to_string()),
         _ => sse,
     }
 }
@@ -47,12 +47,13 @@ async fn stream(state: AppState, id: String) -> Result<Stream, ApiError> {
         if send(sse(&Event::State(Box::new(run.clone())))).await.is_err() {
             return;
         }
-        let mut last_second: Option<u64> = None;
+        // Rows before this position came from the store.
+        let mut next: u64 = 0;
         for row in state.core.store.seconds(&id, None).await.unwrap_or_default() {
-            last_second = Some(row.second);
-            if send(sse(&Event::Second(row))).await.is_err() {
+            if send(sse(&Event::Second { position: next, row })).await.is_err() {
                 return;
             }
+            next += 1;
         }
         let Some(events) = events.as_mut() else { return };
         if run.state.is_final() {
@@ -64,11 +65,11 @@ async fn stream(state: AppState, id: String) -> Result<Stream, ApiError> {
                 () = state.shutdown.cancelled() => return,
             };
             match event {
-                Ok(Event::Second(row)) if last_second.is_some_and(|last| row.second <= last) => {}
+                Ok(Event::Second { position, .. }) if position < next => {}
                 Ok(event) => {
                     let last = matches!(&event, Event::State(run) if run.state.is_final());
-                    if let Event::Second(row) = &event {
-                        last_second = Some(row.second);
+                    if let Event::Second { position, .. } = &event {
+                        next = position + 1;
                     }
                     if send(sse(&event)).await.is_err() || last {
                         return;

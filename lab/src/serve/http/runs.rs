@@ -167,7 +167,7 @@ pub async fn read_run(State(state): State<AppState>, Path(id): Path<String>) -> 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct SecondsQuery {
-    /// Only the seconds after this one (for polling).
+    /// Only the rows after this position (0 is the first row; for polling).
     pub after: Option<u64>,
 }
 

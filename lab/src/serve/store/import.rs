@@ -94,8 +94,8 @@ pub async fn import_dir(store: &Store, dir: &Path, source: &'static str) -> Resu
         Err(StoreError::Exists(_)) => return Ok(Imported::AlreadyThere(id.to_string())),
         Err(error) => return Err(error.into()),
     }
-    for row in read("seconds.csv").map(|csv| parse_seconds(&csv)).unwrap_or_default() {
-        store.add_second(id, &row).await?;
+    for (position, row) in read("seconds.csv").map(|csv| parse_seconds(&csv)).unwrap_or_default().iter().enumerate() {
+        store.add_second(id, position as u64, row).await?;
     }
     for name in ["metrics.csv", "report.html"] {
         if let Ok(content) = std::fs::read(dir.join(name)) {

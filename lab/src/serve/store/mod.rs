@@ -13,6 +13,8 @@ mod database;
 pub mod import;
 mod model;
 mod runs;
+#[cfg(test)]
+mod tests;
 
 pub use database::{Store, StoreError};
 pub use model::{

@@ -156,12 +156,12 @@ impl Store {
         self.get(id).await
     }
 
-    /// Appends a second of a running run.
-    pub async fn add_second(&self, id: &str, row: &SecondRow) -> Result<(), StoreError> {
+    /// Records the row at `position` (0, 1, …) of a running run's seconds.
+    pub async fn add_second(&self, id: &str, position: u64, row: &SecondRow) -> Result<(), StoreError> {
         let json = serde_json::to_string(row).map_err(|error| StoreError::Corrupt(error.to_string()))?;
-        sqlx::query("insert or replace into seconds (run_id, second, row) values (?, ?, ?)")
+        sqlx::query("insert or replace into seconds (run_id, position, row) values (?, ?, ?)")
             .bind(id)
-            .bind(row.second as i64)
+            .bind(position as i64)
             .bind(json)
             .execute(&self.pool)
             .await?;
@@ -356,10 +356,10 @@ impl Store {
             .transpose()
     }
 
-    /// The seconds recorded, in order (from `after` on, when given).
+    /// The seconds recorded, in order (those after position `after`, when given).
     pub async fn seconds(&self, id: &str, after: Option<u64>) -> Result<Vec<SecondRow>, StoreError> {
         let rows: Vec<String> =
-            sqlx::query_scalar("select row from seconds where run_id = ? and second >= ? order by second")
+            sqlx::query_scalar("select row from seconds where run_id = ? and position >= ? order by position")
                 .bind(id)
                 .bind(after.map_or(0, |after| after as i64 + 1))
                 .fetch_all(&self.pool)

@@ -40,9 +40,9 @@ create table runs (
     lab text
 );
 create index runs_by_time on runs (created_at, id);
-create index runs_by_experiment on runs (experiment, created_at);
-create index runs_by_plan on runs (plan, created_at);
-create index runs_by_state on runs (state, created_at);
+create index runs_by_experiment on runs (experiment, created_at, id);
+create index runs_by_plan on runs (plan, created_at, id);
+create index runs_by_state on runs (state, created_at, id);
 
 -- loadgen's summary.json (the report, with every step's histograms).
 create table summaries (
@@ -50,12 +50,14 @@ create table summaries (
     summary text not null
 );
 
--- One row per second (loadgen's SecondRow as JSON), appended while the run goes on.
+-- One row per second of each step (loadgen's SecondRow as JSON), appended while the
+-- run goes on; a second that two steps share has a row for each, so rows are kept by
+-- their position in the run.
 create table seconds (
     run_id text not null references runs (id) on delete cascade,
-    second integer not null,
+    position integer not null,
     row text not null,
-    primary key (run_id, second)
+    primary key (run_id, position)
 ) without rowid;
 
 -- Each step's report (with its verdict and histograms) as it ends.
