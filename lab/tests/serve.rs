@@ -106,7 +106,10 @@ impl Serve {
 impl Drop for Serve {
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM);
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(child.id() as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            );
             let deadline = Instant::now() + Duration::from_secs(60);
             while child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(100));
@@ -156,7 +159,8 @@ fn the_results_server_round_trip_with_curl() {
     let serve = Serve::start(data.path(), None, &[]);
     let base = format!("http://{}", serve.address);
 
-    let (status, test) = curl(&["-X", "POST", &format!("{base}/tests/peer-test-1"), "-d", r#"{"description":"two peers"}"#]);
+    let (status, test) =
+        curl(&["-X", "POST", &format!("{base}/tests/peer-test-1"), "-d", r#"{"description":"two peers"}"#]);
     assert_eq!(status, 201, "{test}");
     assert_eq!(test["state"], "created");
     assert_eq!(test["started"], false);
@@ -192,7 +196,8 @@ fn the_results_server_round_trip_with_curl() {
         {"name": "sent", "value": 12.0, "labels": {"room": "blue"}},
         {"time": "2026-01-01T00:00:00Z", "name": "received", "value": 11.0},
     ]});
-    let (status, accepted) = curl(&["-X", "POST", &format!("{base}/tests/peer-test-1/datapoints"), "-d", &batch.to_string()]);
+    let (status, accepted) =
+        curl(&["-X", "POST", &format!("{base}/tests/peer-test-1/datapoints"), "-d", &batch.to_string()]);
     assert_eq!((status, accepted["accepted"].as_u64()), (201, Some(2)), "{accepted}");
     for (bad, field) in [
         (r#"{"points":[{"name":"sent","value":"x"}]}"#, "points[0].value"),
@@ -254,7 +259,9 @@ fn the_results_server_round_trip_with_curl() {
 
     // The OpenAPI document lists the routes.
     let document = serve.get("/openapi.json");
-    for path in ["/tests/{id}/wait", "/tests/{id}/datapoints", "/runs", "/runs/{id}/events", "/compare", "/experiments/{name}"] {
+    for path in
+        ["/tests/{id}/wait", "/tests/{id}/datapoints", "/runs", "/runs/{id}/events", "/compare", "/experiments/{name}"]
+    {
         assert!(document["paths"].get(path).is_some(), "{path} missing from /openapi.json");
     }
 }
@@ -294,9 +301,8 @@ impl Drop for Target {
 /// An experiments file with one experiment against `url`.
 fn experiments_file(dir: &Path, name: &str, url: &str, extra: &str, loadgen: &str) -> std::path::PathBuf {
     let path = dir.join("experiments.toml");
-    let text = format!(
-        "[experiments.{name}]\ntarget = \"{url}\"\nloadgen = {{ scenario = \"http\", {loadgen} }}\n{extra}\n"
-    );
+    let text =
+        format!("[experiments.{name}]\ntarget = \"{url}\"\nloadgen = {{ scenario = \"http\", {loadgen} }}\n{extra}\n");
     std::fs::write(&path, text).unwrap();
     path
 }
@@ -310,7 +316,8 @@ fn a_planted_capacity_drop_is_flagged_at_its_run_with_the_right_sign() {
     let mut target = Target::start(port, 5, "10ms");
     let loadgen = "start-rate = 100, step-factor = 2, step-duration = \"1s\", max-rate = 1600, refine = 1, \
                    slo-latency = \"100ms\"";
-    let file = experiments_file(data.path(), "capacity", &target.url, "reference-rate = 200\ntimeout = \"2m\"", loadgen);
+    let file =
+        experiments_file(data.path(), "capacity", &target.url, "reference-rate = 200\ntimeout = \"2m\"", loadgen);
     let serve = Serve::start(&data.path().join("store"), Some(&file), &[]);
     let run_once = || {
         let (status, run) = serve.send("POST", "/experiments/capacity/run", Value::Null);
@@ -328,7 +335,10 @@ fn a_planted_capacity_drop_is_flagged_at_its_run_with_the_right_sign() {
     let experiment = serve.get("/experiments/capacity");
     assert_eq!(experiment["change_points"], json!([]), "flagged before the drop: {points:?}");
     let metrics = serve.get_text("/metrics");
-    assert!(metrics.contains("loadlab_experiment_regression{experiment=\"capacity\",metric=\"breaking_point\"} 0"), "{metrics}");
+    assert!(
+        metrics.contains("loadlab_experiment_regression{experiment=\"capacity\",metric=\"breaking_point\"} 0"),
+        "{metrics}"
+    );
 
     // From run N = 6 on: 5 workers × 20 ms, 250 requests/s.
     drop(target);
@@ -355,8 +365,14 @@ fn a_planted_capacity_drop_is_flagged_at_its_run_with_the_right_sign() {
     let regressions = experiment["regressions"].as_array().unwrap();
     assert!(regressions.iter().any(|finding| finding["metric"] == "breaking_point"), "{experiment}");
     let metrics = serve.get_text("/metrics");
-    assert!(metrics.contains("loadlab_experiment_regression{experiment=\"capacity\",metric=\"breaking_point\"} 1"), "{metrics}");
-    assert!(metrics.contains("loadlab_experiment_runs_total{experiment=\"capacity\",verdict=\"held\"} 11"), "{metrics}");
+    assert!(
+        metrics.contains("loadlab_experiment_regression{experiment=\"capacity\",metric=\"breaking_point\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("loadlab_experiment_runs_total{experiment=\"capacity\",verdict=\"held\"} 11"),
+        "{metrics}"
+    );
     assert!(metrics.contains("loadlab_experiment_last_breaking_point_requests_per_second{experiment=\"capacity\"}"));
     assert!(metrics.contains("loadlab_experiment_last_p99_seconds{experiment=\"capacity\",rate=\"200\"}"), "{metrics}");
     drop(target);
@@ -416,7 +432,15 @@ fn kill_9_during_a_run_keeps_it_incomplete_and_the_service_restarts_cleanly() {
     let rows = streamed.matches("event: second").count();
     assert_eq!(rows, detail["seconds"].as_array().unwrap().len(), "every second once: {streamed}");
     assert_eq!(streamed.matches("event: step").count(), 2, "{streamed}");
-    assert!(streamed.trim_end().lines().rev().find(|line| line.starts_with("data:")).unwrap().contains(r#""state":"finished""#));
+    assert!(
+        streamed
+            .trim_end()
+            .lines()
+            .rev()
+            .find(|line| line.starts_with("data:"))
+            .unwrap()
+            .contains(r#""state":"finished""#)
+    );
     assert_eq!(detail["steps"].as_array().unwrap().len(), 2);
     assert!(detail["merged"]["corrected_ok"]["count"].as_u64().unwrap() > 100);
 }
@@ -476,7 +500,10 @@ fn a_timed_out_experiment_is_cancelled_and_nothing_keeps_running() {
     // Not run again before its interval, and counted as a timeout.
     assert_eq!(serve.get("/runs?experiment=endless")["count"], 1);
     let metrics = serve.get_text("/metrics");
-    assert!(metrics.contains("loadlab_experiment_runs_total{experiment=\"endless\",verdict=\"timeout\"} 1"), "{metrics}");
+    assert!(
+        metrics.contains("loadlab_experiment_runs_total{experiment=\"endless\",verdict=\"timeout\"} 1"),
+        "{metrics}"
+    );
     assert!(metrics.contains("loadlab_experiment_last_verdict{experiment=\"endless\",verdict=\"timeout\"} 1"));
     // A stop on an ended run is a conflict.
     let (status, error) = serve.send("PUT", &format!("/runs/{id}/stop"), Value::Null);
@@ -575,14 +602,25 @@ fn a_plan_on_the_lab_and_a_loadlab_run_share_the_store_and_compare() {
         .status()
         .unwrap();
     assert_eq!(status.code(), Some(0));
-    let compare = Command::new(binary("loadlab")).args(["compare", "last~1", "last", "--plan", "smoke", "--data"]).arg(&store).output().unwrap();
+    let compare = Command::new(binary("loadlab"))
+        .args(["compare", "last~1", "last", "--plan", "smoke", "--data"])
+        .arg(&store)
+        .output()
+        .unwrap();
     let table = String::from_utf8_lossy(&compare.stdout).into_owned();
     println!("{table}");
     assert!(matches!(compare.status.code(), Some(0 | 1)), "{}", String::from_utf8_lossy(&compare.stderr));
     assert!(table.contains("breaking point"), "{table}");
     assert!(table.contains("method: two-sample Kolmogorov–Smirnov"), "{table}");
     assert!(table.contains("answer: the breaking point is"), "{table}");
-    assert!(table.lines().filter(|line| line.contains("same within noise") || line.contains("B slower") || line.contains("B faster")).count() >= 1, "{table}");
+    assert!(
+        table
+            .lines()
+            .filter(|line| line.contains("same within noise") || line.contains("B slower") || line.contains("B faster"))
+            .count()
+            >= 1,
+        "{table}"
+    );
     // Importing the run directory again changes nothing; the list holds both runs.
     let import = Command::new(binary("loadlab")).arg("import").arg(&out).arg("--data").arg(&store).output().unwrap();
     let printed = String::from_utf8_lossy(&import.stdout).into_owned();
@@ -591,7 +629,8 @@ fn a_plan_on_the_lab_and_a_loadlab_run_share_the_store_and_compare() {
     let serve = Serve::start(&store, None, &[]);
     let runs = serve.get("/runs?plan=smoke");
     assert_eq!(runs["count"], 2, "{runs}");
-    let sources: Vec<&str> = runs["runs"].as_array().unwrap().iter().map(|run| run["source"].as_str().unwrap()).collect();
+    let sources: Vec<&str> =
+        runs["runs"].as_array().unwrap().iter().map(|run| run["source"].as_str().unwrap()).collect();
     assert_eq!(sources, ["run", "serve"]);
     let comparison = serve.get("/compare?a=last~1&b=last&plan=smoke");
     assert!(comparison["rates"].as_array().is_some_and(|rates| !rates.is_empty()), "{comparison}");
@@ -613,7 +652,8 @@ fn an_old_results_directory_is_imported_with_its_report_and_seconds() {
         .unwrap();
     assert_eq!(status.code(), Some(0));
     let store = results.path().join("store");
-    let import = Command::new(binary("loadlab")).arg("import").arg(results.path()).arg("--data").arg(&store).output().unwrap();
+    let import =
+        Command::new(binary("loadlab")).arg("import").arg(results.path()).arg("--data").arg(&store).output().unwrap();
     let printed = String::from_utf8_lossy(&import.stdout).into_owned();
     assert!(import.status.success(), "{printed}{}", String::from_utf8_lossy(&import.stderr));
     assert!(printed.contains("imported 20260101T000000Z"), "{printed}");
@@ -625,7 +665,10 @@ fn an_old_results_directory_is_imported_with_its_report_and_seconds() {
     assert!(detail["run"]["breaking_point"].as_f64().is_some());
     let summary: Value = serde_json::from_str(&std::fs::read_to_string(run_dir.join("summary.json")).unwrap()).unwrap();
     assert_eq!(detail["run"]["started_at"].as_str().unwrap()[..19], summary["started_at"].as_str().unwrap()[..19]);
-    assert_eq!(detail["seconds"].as_array().unwrap().len(), std::fs::read_to_string(run_dir.join("seconds.csv")).unwrap().lines().count() - 1);
+    assert_eq!(
+        detail["seconds"].as_array().unwrap().len(),
+        std::fs::read_to_string(run_dir.join("seconds.csv")).unwrap().lines().count() - 1
+    );
     assert_eq!(detail["files"], json!(["report.html"]));
     let (status, html) = request(serve.address, "GET", "/runs/20260101T000000Z/report.html", None);
     assert_eq!(status, 200);

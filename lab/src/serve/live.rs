@@ -20,7 +20,10 @@ pub enum Event {
     /// The run changed state (also sent first, with the run as it is).
     State(Box<Run>),
     /// A second of a step ended: its row, at `position` in the run's rows.
-    Second { position: u64, row: SecondRow },
+    Second {
+        position: u64,
+        row: SecondRow,
+    },
     Step(Box<StepReport>),
     /// A client sent data points.
     Datapoints {

@@ -44,12 +44,8 @@ async fn a_run_is_recorded_as_it_goes_and_read_back_after_reopening() {
     for s in 0..5 {
         store.add_second("r1", s, &second(s)).await.unwrap();
     }
-    let finish = Finish {
-        outcome: Some(Outcome::Held),
-        verdict: Some("held".into()),
-        exit_code: Some(0),
-        ..Finish::default()
-    };
+    let finish =
+        Finish { outcome: Some(Outcome::Held), verdict: Some("held".into()), exit_code: Some(0), ..Finish::default() };
     let run = store.finish("r1", finish).await.unwrap();
     assert_eq!((run.state, run.outcome), (RunState::Finished, Some(Outcome::Held)));
     assert!(run.duration_seconds.unwrap() >= 0.0);
