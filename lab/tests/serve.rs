@@ -674,3 +674,57 @@ fn an_old_results_directory_is_imported_with_its_report_and_seconds() {
     assert_eq!(status, 200);
     assert_eq!(html.as_str().unwrap(), std::fs::read_to_string(run_dir.join("report.html")).unwrap());
 }
+
+#[test]
+fn the_nixos_module_command_line_is_accepted() {
+    // The words nixos/modules/serve.nix gives `loadlab` (nixos/lib/args.nix), with this
+    // checkout's files in place of the store paths.
+    let output = Command::new("nix-instantiate")
+        .current_dir(repository())
+        .args(["--eval", "--strict", "--json", "--arg", "topologyFile", "./topology.toml", "-A"])
+        .args(["defaults.loadlab-serve", "nixos/lib/args.nix"])
+        .output()
+        .expect("nix-instantiate (scripts/install-deps installs nix-bin)");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let words: Vec<String> = serde_json::from_slice(&output.stdout).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // What `pkgs.formats.toml` makes of the module option's example.
+    let experiments = dir.path().join("experiments.toml");
+    std::fs::write(
+        &experiments,
+        "[experiments.nightly]\ndaily = \"02:30\"\nplan = \"default\"\nreference-rate = 1600\ntimeout = \"30m\"\n",
+    )
+    .unwrap();
+    let replaced: Vec<String> = words
+        .iter()
+        .map(|word| match word.as_str() {
+            "experiments.toml" => experiments.display().to_string(),
+            "topology.toml" => repository().join("topology.toml").display().to_string(),
+            "monitoring" => repository().join("monitoring").display().to_string(),
+            "/var/lib/loadlab-serve" => dir.path().join("data").display().to_string(),
+            other => other.to_string(),
+        })
+        .collect();
+    assert_eq!(replaced[0], "serve");
+    let output = Command::new(binary("loadlab")).args(&replaced).arg("--check-config").output().unwrap();
+    assert!(output.status.success(), "{replaced:?}: {}", String::from_utf8_lossy(&output.stderr));
+    assert!(String::from_utf8_lossy(&output.stdout).contains("configuration is valid: 1 experiments"));
+}
+
+#[test]
+fn every_experiment_alert_has_for_severity_summary_description_and_a_unit_test() {
+    let rules = std::fs::read_to_string(repository().join("monitoring/prometheus/rules/experiments.yaml")).unwrap();
+    let tests =
+        std::fs::read_to_string(repository().join("monitoring/prometheus/tests/experiments-test.yaml")).unwrap();
+    let blocks: Vec<&str> = rules.split("- alert: ").skip(1).collect();
+    assert!(blocks.len() >= 2);
+    for block in blocks {
+        let name = block.lines().next().unwrap_or_default();
+        for field in ["for:", "severity:", "summary:", "description:"] {
+            assert!(block.contains(field), "alert {name} lacks {field}");
+        }
+        assert!(tests.contains(&format!("alertname: {name}")), "alert {name} has no unit test");
+    }
+    // The metric the regression alert reads is the one the service exports.
+    assert!(rules.contains("loadlab_experiment_regression == 1"));
+}
