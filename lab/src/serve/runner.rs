@@ -29,6 +29,9 @@ pub enum Reason {
     Timeout,
 }
 
+/// Runs queued or running: their token, and why they were cancelled (when they were).
+type Active = HashMap<String, (CancellationToken, Option<Reason>)>;
+
 /// A queued run.
 struct Job {
     run_id: String,
@@ -47,8 +50,7 @@ pub struct Core {
     /// The service's topology (plans are resolved against it).
     pub topology: Option<Arc<(Topology, String)>>,
     queue: mpsc::UnboundedSender<Job>,
-    /// Runs queued or running: their token, and why they were cancelled (when they were).
-    active: Arc<Mutex<HashMap<String, (CancellationToken, Option<Reason>)>>>,
+    active: Arc<Mutex<Active>>,
 }
 
 impl std::fmt::Debug for Core {
@@ -144,7 +146,7 @@ impl Core {
         Ok(run)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (CancellationToken, Option<Reason>)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Active> {
         self.active.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 

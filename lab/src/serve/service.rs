@@ -53,10 +53,11 @@ pub struct ServeOptions {
     pub lab: LabOptions,
 }
 
+/// A topology and its text.
+type TopologyText = (crate::topology::Topology, String);
+
 /// Everything `serve` checks before it starts: the topology and the experiments.
-fn configuration(
-    options: &ServeOptions,
-) -> Result<(Option<(crate::topology::Topology, String)>, Vec<Experiment>), UsageError> {
+fn configuration(options: &ServeOptions) -> Result<(Option<TopologyText>, Vec<Experiment>), UsageError> {
     let topology = lab::service_topology(&options.lab).map_err(|error| UsageError(error.to_string()))?;
     let experiments = match &options.experiments {
         Some(path) => experiments::load(path, Some(&topology)).map_err(|error| UsageError(error.to_string()))?,
@@ -81,7 +82,7 @@ pub fn serve(options: ServeOptions) -> anyhow::Result<()> {
 
 async fn run(
     options: ServeOptions,
-    topology: Option<(crate::topology::Topology, String)>,
+    topology: Option<TopologyText>,
     experiments: Vec<Experiment>,
 ) -> anyhow::Result<()> {
     for line in crate::state::clean_stale() {

@@ -117,7 +117,7 @@ pub async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse,
         }
         let analysis = analyse(store, experiment).await?;
         for metric in Metric::ALL {
-            let latest = analysis.change_points.iter().filter(|finding| finding.metric == metric).next_back();
+            let latest = analysis.change_points.iter().rfind(|finding| finding.metric == metric);
             let regression = latest.is_some_and(|finding| finding.is_regression());
             let labels = format!("{{experiment=\"{name}\",metric=\"{}\"}}", metric.name());
             add(6, format!("{labels} {}", u8::from(regression)));
