@@ -257,11 +257,24 @@ fn the_results_server_round_trip_with_curl() {
     let (status, error) = request(serve.address, "GET", "/runs?state=done", None);
     assert_eq!((status, error["field"].as_str()), (400, Some("state")), "{error}");
 
+    // What the service runs plans on.
+    let lab = serve.get("/topology");
+    assert_eq!(lab["mode"], "local");
+    assert_eq!(lab["plans"]["smoke"]["target"], "device-api");
+    assert_eq!(lab["plans"]["smoke"]["options"]["step-duration"], "4s");
+    assert!(lab["derived"]["hosts"]["app"].is_object());
+
     // The OpenAPI document lists the routes.
     let document = serve.get("/openapi.json");
-    for path in
-        ["/tests/{id}/wait", "/tests/{id}/datapoints", "/runs", "/runs/{id}/events", "/compare", "/experiments/{name}"]
-    {
+    for path in [
+        "/tests/{id}/wait",
+        "/tests/{id}/datapoints",
+        "/runs",
+        "/runs/{id}/events",
+        "/compare",
+        "/experiments/{name}",
+        "/topology",
+    ] {
         assert!(document["paths"].get(path).is_some(), "{path} missing from /openapi.json");
     }
 }

@@ -5,6 +5,7 @@
 mod error;
 mod events;
 mod experiments;
+mod lab;
 mod metrics;
 mod openapi;
 mod runs;
@@ -37,6 +38,7 @@ pub fn router(state: AppState) -> Router {
         .merge(tests::router())
         .merge(runs::router())
         .merge(experiments::router())
+        .merge(lab::router())
         .merge(metrics::router())
         .merge(openapi::router())
         .fallback(|request: Request| async move {

@@ -5,7 +5,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use utoipa::OpenApi;
 
-use super::{AppState, events, experiments, metrics, runs, tests};
+use super::{AppState, events, experiments, lab, metrics, runs, tests};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -40,6 +40,7 @@ use super::{AppState, events, experiments, metrics, runs, tests};
         experiments::list_experiments,
         experiments::read_experiment,
         experiments::run_experiment,
+        lab::topology,
         metrics::metrics,
         openapi_json,
     ),
