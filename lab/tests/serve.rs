@@ -498,6 +498,17 @@ fn a_timed_out_experiment_is_cancelled_and_nothing_keeps_running() {
         assert!(Instant::now() < deadline, "the experiment was never started");
         std::thread::sleep(Duration::from_millis(100));
     };
+    // A plan queued behind it, stopped while it waits: cancelled at once, never run.
+    let (status, queued) = serve.send("POST", "/runs", json!({"target": url, "loadgen": {"scenario": "http"}}));
+    assert_eq!(status, 202, "{queued}");
+    let queued_id = queued["id"].as_str().unwrap();
+    let (status, stopped) = serve.send("PUT", &format!("/runs/{queued_id}/stop"), Value::Null);
+    assert_eq!(status, 202, "{stopped}");
+    assert_eq!(
+        (stopped["state"].as_str(), stopped["outcome"].as_str()),
+        (Some("cancelled"), Some("cancelled")),
+        "{stopped}"
+    );
     let detail = serve.wait_for_end(&id, Duration::from_secs(60));
     let run = &detail["run"];
     assert_eq!(run["state"], "cancelled", "{run}");
@@ -510,8 +521,10 @@ fn a_timed_out_experiment_is_cancelled_and_nothing_keeps_running() {
     let after_cancel = served.load(Ordering::Relaxed);
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(served.load(Ordering::Relaxed), after_cancel, "requests after the cancel");
-    // Not run again before its interval, and counted as a timeout.
+    // Not run again before its interval, and counted as a timeout; the queued run
+    // never ran.
     assert_eq!(serve.get("/runs?experiment=endless")["count"], 1);
+    assert_eq!(serve.get(&format!("/runs/{queued_id}"))["seconds"], json!([]));
     let metrics = serve.get_text("/metrics");
     assert!(
         metrics.contains("loadlab_experiment_runs_total{experiment=\"endless\",verdict=\"timeout\"} 1"),

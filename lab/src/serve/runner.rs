@@ -164,6 +164,11 @@ impl Core {
             })
         };
         match found {
+            // Queued: cancelled at once (the worker skips it when it comes to it).
+            Some(token) if run.state == RunState::Created => {
+                token.cancel();
+                self.end(id, cancelled(Some(reason), "before it started")).await
+            }
             Some(token) => {
                 token.cancel();
                 Ok(run)
@@ -221,7 +226,9 @@ impl Core {
     async fn run_job(&self, job: Job) {
         let Job { run_id, spec, resolved, timeout, cancel } = job;
         if cancel.is_cancelled() {
-            let _ = self.end(&run_id, cancelled(self.reason(&run_id), "cancelled before it started")).await;
+            if self.store.get(&run_id).await.is_ok_and(|run| !run.state.is_final()) {
+                let _ = self.end(&run_id, cancelled(self.reason(&run_id), "before it started")).await;
+            }
             return;
         }
         match self.store.transition(&run_id, &[RunState::Created], RunState::Running).await {
