@@ -34,6 +34,7 @@
         grpc-stress = ./nixos/modules/grpc-stress.nix;
         loadgen = ./nixos/modules/loadgen.nix;
         monitoring = ./nixos/modules/monitoring.nix;
+        serve = ./nixos/modules/serve.nix;
       };
       # The modules default their package to `pkgs.loadlab` (the overlay); the flake's
       # outputs default it to this flake's build instead, because inside a NixOS test
@@ -44,6 +45,7 @@
         "device-api"
         "grpc-stress"
         "loadgen"
+        "serve"
       ];
       ourPackage = role: {
         key = "loadlab-flake-package-${role}";

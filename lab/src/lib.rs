@@ -9,6 +9,7 @@ pub mod ports;
 pub mod postgres;
 mod process_user;
 pub mod run;
+pub mod serve;
 pub mod server_process;
 pub mod session;
 pub mod stack;

@@ -38,6 +38,16 @@ enum Commands {
         #[arg(long)]
         topology: Option<std::path::PathBuf>,
     },
+    /// The lab as a standing service: an HTTP API (results server, runs, experiments,
+    /// comparisons; /openapi.json) and /metrics; plans run one at a time and every run
+    /// recorded; experiments on a schedule with regression detection.
+    Serve(Box<loadlab::serve::ServeOptions>),
+    /// Two recorded runs side by side, and whether latency at the same offered rate
+    /// differs beyond noise. Exit code 1 when B is worse than A (lower breaking point,
+    /// or slower beyond noise), 0 otherwise, 2 for an unknown run or store.
+    Compare(loadlab::serve::CompareOptions),
+    /// Import results/<run id>/ directories into the run store.
+    Import(loadlab::serve::ImportOptions),
 }
 
 fn main() -> ExitCode {
@@ -56,12 +66,16 @@ fn main() -> ExitCode {
         Commands::Status => loadlab::up::status().map(|()| ExitCode::SUCCESS),
         Commands::Down => loadlab::up::down().map(|()| ExitCode::SUCCESS),
         Commands::Topology { topology } => print_topology(topology.as_deref()).map(|()| ExitCode::SUCCESS),
+        Commands::Serve(options) => loadlab::serve::serve(*options).map(|()| ExitCode::SUCCESS),
+        Commands::Compare(options) => loadlab::serve::compare(options).map(ExitCode::from),
+        Commands::Import(options) => loadlab::serve::import(options).map(ExitCode::from),
     };
     match result {
         Ok(code) => code,
         Err(error) => {
             eprintln!("loadlab: error: {error:#}");
-            let bad_input = error.downcast_ref::<loadlab::topology::TopologyError>().is_some();
+            let bad_input = error.downcast_ref::<loadlab::topology::TopologyError>().is_some()
+                || error.downcast_ref::<loadlab::serve::UsageError>().is_some();
             ExitCode::from(if bad_input { 2 } else { loadlab::run::EXIT_LAB_FAILED })
         }
     }

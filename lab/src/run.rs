@@ -35,6 +35,10 @@ pub struct RunOptions {
     /// Where run directories go: <out>/<run id>/.
     #[arg(long, env = "LOADLAB_OUT", default_value = "results")]
     pub out: PathBuf,
+    /// Also record the run in this run store (the directory `loadlab serve --data`
+    /// uses), so its history holds runs however they were started.
+    #[arg(long, env = "LOADLAB_STORE")]
+    pub store: Option<PathBuf>,
 }
 
 /// Runs the plan; the exit code is loadgen's. `stop` is set on Ctrl-C/SIGTERM.
@@ -63,6 +67,7 @@ pub fn run(options: &RunOptions, stop: Arc<AtomicBool>) -> anyhow::Result<u8> {
         Ok(stack) => stack,
         Err(error) => {
             write_lab_json(&run_dir, &session, None, &plan_name, None, &json!({}), &error.to_string())?;
+            crate::serve::record_run(options.store.as_deref(), &run_dir);
             return Err(error.context(format!("the lab did not come up; logs in {}", log_dir.display())));
         }
     };
@@ -165,6 +170,7 @@ pub fn run(options: &RunOptions, stop: Arc<AtomicBool>) -> anyhow::Result<u8> {
             log_dir.join("loadgen.log").display()
         ));
     }
+    crate::serve::record_run(options.store.as_deref(), &run_dir);
     Ok(code)
 }
 

@@ -107,7 +107,7 @@ pub fn new_id() -> String {
 
 /// ./monitoring, or the first `monitoring/` above the loadlab binary (a workspace
 /// build lives in <repo>/target/<profile>/).
-fn find_monitoring_dir() -> anyhow::Result<PathBuf> {
+pub(crate) fn find_monitoring_dir() -> anyhow::Result<PathBuf> {
     let is_it = |dir: &Path| dir.join("prometheus/rules").is_dir() && dir.join("bottlenecks.toml").is_file();
     if is_it(Path::new("monitoring")) {
         return Ok(PathBuf::from("monitoring").canonicalize()?);

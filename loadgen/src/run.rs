@@ -100,7 +100,11 @@ pub async fn execute_watched(
 ) -> Result<(Report, u8), RunError> {
     let Plan { common, profile, agents } = plan;
     let analysis = preflight(common, profile).await?;
-    let recorder = serve_metrics(common.listen).await?;
+    // `/metrics` is served while the run goes on and stops with it (when this returns),
+    // so a service running plans one after another can serve the next on the same port.
+    let metrics_stop = CancellationToken::new();
+    let _metrics_served_until_return = metrics_stop.clone().drop_guard();
+    let recorder = serve_metrics(common.listen, metrics_stop).await?;
     let run_id = common.run_id.clone().unwrap_or_else(|| chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string());
     let pushing = Pushing::start(common, &run_id, recorder);
 
@@ -210,8 +214,11 @@ async fn preflight(common: &CommonArgs, profile: &Profile) -> Result<Option<Anal
     Ok(Some(Analysis { prometheus, signals }))
 }
 
-/// Serves `/metrics` on `listen` (when given); returns the recorder.
-pub(crate) async fn serve_metrics(listen: Option<std::net::SocketAddr>) -> Result<MetricsRecorder, RunError> {
+/// Serves `/metrics` on `listen` (when given) until `stop`; returns the recorder.
+pub(crate) async fn serve_metrics(
+    listen: Option<std::net::SocketAddr>,
+    stop: CancellationToken,
+) -> Result<MetricsRecorder, RunError> {
     let recorder = MetricsRecorder::install("loadgen", &crate::metrics::histograms())?;
     crate::metrics::describe();
     if let Some(address) = listen {
@@ -225,7 +232,7 @@ pub(crate) async fn serve_metrics(listen: Option<std::net::SocketAddr>) -> Resul
                 async move { recorder.render() }
             }),
         );
-        tokio::spawn(async move { axum::serve(listener, app).await });
+        tokio::spawn(async move { axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned()).await });
     }
     Ok(recorder)
 }

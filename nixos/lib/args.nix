@@ -35,6 +35,20 @@ rec {
       "--log-format" "json"
     ];
 
+  # loadlab serve on the monitoring host: the topology's hosts are running (`--lab
+  # network`), the store in `data`, the monitoring files from the package.
+  loadlabServe =
+    { listen, data, experiments, topology, monitoring }:
+    [
+      "serve"
+      "--listen" listen
+      "--data" data
+      "--lab" "network"
+      "--experiments" experiments
+      "--topology" topology
+      "--monitoring" monitoring
+    ];
+
   # The environment variables each module sets for each program.
   environment = {
     device-api = [ "DEVICE_API_DATABASE_URL" ];
@@ -69,6 +83,13 @@ rec {
         bottlenecks = "monitoring/bottlenecks.toml";
       }
     ) topology.plans;
+    loadlab-serve = loadlabServe {
+      listen = "127.0.0.1:8095";
+      data = "/var/lib/loadlab-serve";
+      experiments = "experiments.toml";
+      topology = "topology.toml";
+      monitoring = "monitoring";
+    };
     inherit environment;
   };
 }

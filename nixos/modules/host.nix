@@ -23,6 +23,7 @@ in
     ./grpc-stress.nix
     ./loadgen.nix
     ./monitoring.nix
+    ./serve.nix
   ];
 
   config = lib.mkIf (cfg.hostName != null) {
@@ -57,6 +58,8 @@ in
     services.loadlab.grpc-stress.enable = lib.mkDefault (hasRole "grpc-stress");
     services.loadlab.monitoring.enable = lib.mkDefault (hasRole "monitoring");
     services.loadlab.loadgen.enable = lib.mkDefault (hasRole "loadgen");
+    # The standing service runs beside Prometheus, which scrapes it.
+    services.loadlab.serve.enable = lib.mkDefault (hasRole "monitoring");
 
     services.prometheus.exporters.node = {
       enable = true;

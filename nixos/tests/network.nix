@@ -1,8 +1,9 @@
 # The whole topology as NixOS test VMs (`nix flake check` runs it as
 # checks.<system>.network): one node per host of topology.toml with its roles, memory
 # trimmed, the `smoke` plan. It checks that every unit comes up, Prometheus sees every
-# target up, Grafana serves the provisioned dashboards, and loadgen finds a breaking
-# point whose result reaches the Pushgateway and Prometheus.
+# target up, Grafana serves the provisioned dashboards, loadgen finds a breaking
+# point whose result reaches the Pushgateway and Prometheus, and `loadlab serve`
+# answers on the monitoring host and is scraped.
 {
   topology,
   module,
@@ -90,6 +91,15 @@ in
         summary = json.loads(${loadgen}.succeed("cat /var/lib/loadlab-loadgen/results/*/summary.json"))
         assert summary["breaking_point"]["rate"] is not None, summary["breaking_point"]
         assert summary["bottlenecks"]["verdict"], "no bottleneck verdict"
+
+    with subtest("loadlab serve answers and Prometheus scrapes it"):
+        ${monitor}.wait_for_unit("loadlab-serve.service")
+        ${monitor}.wait_until_succeeds("curl -fs http://127.0.0.1:8095/openapi.json | jq -e '.paths[\"/runs\"]'")
+        ${monitor}.wait_until_succeeds(
+            "curl -fs 'http://127.0.0.1:${toString ports.prometheus}/api/v1/query?query=up%7Bjob%3D%22loadlab%22%7D' "
+            "| jq -e '.data.result[0].value[1] == \"1\"'",
+            timeout=60,
+        )
 
     with subtest("the result reaches the Pushgateway and Prometheus"):
         ${monitor}.succeed("curl -fs http://127.0.0.1:${toString ports.pushgateway}/metrics | grep -q '^loadgen_breaking_point_rate'")

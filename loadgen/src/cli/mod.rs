@@ -482,6 +482,14 @@ pub struct TargetArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8090")]
     pub listen: SocketAddr,
+    /// A server of known capacity: at most this many requests are served at once, the
+    /// others wait their turn [1, 100000] (default: no limit). With --service-time,
+    /// the capacity is workers / service time requests per second.
+    #[arg(long, requires = "service_time", value_parser = values::count::<usize>(1, 100_000))]
+    pub workers: Option<usize>,
+    /// How long each request keeps its worker busy (e.g. `10ms`).
+    #[arg(long, requires = "workers", value_parser = values::duration)]
+    pub service_time: Option<Duration>,
 }
 
 /// `loadgen export`.

@@ -19,7 +19,8 @@ pub async fn agent(args: AgentArgs) -> u8 {
             return exit::USAGE;
         }
     };
-    if let Err(error) = crate::run::serve_metrics(args.metrics_listen).await {
+    if let Err(error) = crate::run::serve_metrics(args.metrics_listen, tokio_util::sync::CancellationToken::new()).await
+    {
         eprintln!("loadgen: error: {error}");
         return exit::USAGE;
     }

@@ -1,4 +1,6 @@
-//! `loadgen target`: answers every request 200 "ok".
+//! `loadgen target`: answers every request 200 "ok"; with `--workers` and
+//! `--service-time`, a server of known capacity (each request holds one of the workers
+//! for the service time; the others queue), for breaking points known in advance.
 
 use crate::cli::TargetArgs;
 use crate::exit;
@@ -11,7 +13,20 @@ pub async fn target(args: TargetArgs) -> u8 {
             return exit::USAGE;
         }
     };
-    let app = axum::Router::new().fallback(|| async { "ok" });
+    let app = match (args.workers, args.service_time) {
+        (Some(workers), Some(service_time)) => {
+            let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(workers));
+            axum::Router::new().fallback(move || {
+                let slots = slots.clone();
+                async move {
+                    let _slot = slots.acquire().await.expect("the semaphore is never closed");
+                    tokio::time::sleep(service_time).await;
+                    "ok"
+                }
+            })
+        }
+        _ => axum::Router::new().fallback(|| async { "ok" }),
+    };
     let shutdown = loadlab_telemetry::shutdown_signal();
     match axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
         Ok(()) => exit::HELD,
