@@ -3,8 +3,8 @@
 
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
-pub mod raw;
 mod engine;
+pub mod raw;
 #[allow(unused_imports)] // not every test binary runs on both engines
 pub use engine::Engine;
 
