@@ -16,6 +16,7 @@ pub mod commands;
 pub mod exit;
 pub mod export;
 pub mod http;
+pub mod launch;
 pub mod meter;
 pub mod metrics;
 pub mod outcome;
