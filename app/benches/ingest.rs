@@ -14,7 +14,6 @@ use clap::Parser;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
-use loadlab::PostgresInstance;
 use rand::{Rng, SeedableRng};
 use sqlx::Connection;
 
@@ -157,30 +156,14 @@ async fn copy_rate(url: &str, devices: &[String], rows: u64) -> f64 {
 #[tokio::main]
 async fn main() {
     let options = Options::parse();
-    // TimescaleDB, where installed, must be preloaded for the migration to create it.
-    let settings = if loadlab::postgres::has_timescaledb() {
-        vec![("shared_preload_libraries".to_string(), "timescaledb".to_string())]
-    } else {
-        Vec::new()
-    };
-    let database = loadlab::postgres::PostgresOptions { settings, ..Default::default() };
-    let postgres = PostgresInstance::start_with(database).expect("private PostgreSQL");
-    postgres.create_database("device_api").unwrap();
+    let postgres = loadlab_fixtures::database();
     let url = postgres.url("device_api");
-    let port = loadlab::ports::free_loopback_port().unwrap();
-    let address: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let mut api = std::process::Command::new(env!("CARGO_BIN_EXE_device-api"))
-        .args(["--listen", &address.to_string(), "--database-url", &url])
-        .env("RUST_LOG", "warn")
-        .spawn()
-        .expect("device-api starts");
+    let address = loadlab_fixtures::free_address();
+    let binary = std::path::Path::new(env!("CARGO_BIN_EXE_device-api"));
+    let (spec, ready) = loadlab_fixtures::device_api(binary, address, &url, &[]);
+    let mut api =
+        spec.start_async(&ready, loadlab_fixtures::READY_LIMIT).await.unwrap_or_else(|error| panic!("{error}"));
     let client = reqwest::Client::new();
-    for _ in 0..300 {
-        if client.get(format!("http://{address}/ready")).send().await.is_ok_and(|r| r.status() == 200) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
     let mut devices = Vec::new();
     for _ in 0..options.connections {
         devices.push(login(address).await);
@@ -198,8 +181,7 @@ async fn main() {
     let statistics = client.get(format!("http://{address}/statistics")).send().await.unwrap();
     let statistics_time = started.elapsed();
     let counted: serde_json::Value = statistics.json().await.unwrap();
-    let _ = api.kill();
-    let _ = api.wait();
+    api.stop_with(loadlab_supervise::Stop::kill());
 
     let copy = copy_rate(&url, &devices, single_rows.max(batch_rows).max(100_000)).await;
     println!("POST /measurement            {single_rate:>12.0} rows/s  ({single_failed} non-204)");
