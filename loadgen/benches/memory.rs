@@ -25,42 +25,37 @@ struct Options {
 
 /// Runs loadgen with `devices` devices and users; returns (peak RSS, RSS at the end).
 fn measure(target: &str, devices: usize, idle: u64) -> (u64, u64) {
-    let mut child = std::process::Command::new(LOADGEN)
+    let mut loadgen = loadlab_fixtures::program(LOADGEN)
         .args(["run", "--target", target, "--devices", &devices.to_string(), "--users", &devices.to_string()])
         .args(["--think-time", "25s..35s", "--duration", &format!("{idle}s"), "--listen", "none"])
-        .stderr(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
+        .stop(loadlab_supervise::Stop::kill())
         .spawn()
         .expect("loadgen runs");
     let (mut peak, mut last) = (0, 0);
     let deadline = Instant::now() + Duration::from_secs(idle + 300);
-    while child.try_wait().unwrap().is_none() && Instant::now() < deadline {
-        if let Some(rss) = rss_bytes(child.id()) {
+    while loadgen.try_wait().is_none() && Instant::now() < deadline {
+        if let Some(rss) = rss_bytes(loadgen.pid()) {
             peak = peak.max(rss);
             last = rss;
         }
         std::thread::sleep(Duration::from_millis(200));
     }
-    let _ = child.kill();
-    let _ = child.wait();
     (peak, last)
 }
 
 fn main() {
     let options = Options::parse();
-    let postgres = loadlab::PostgresInstance::start_with(loadlab::postgres::PostgresOptions {
+    let postgres = loadlab_fixtures::database_with(loadlab::postgres::PostgresOptions {
         settings: vec![("fsync".into(), "off".into())],
-        port: None,
         ..Default::default()
-    })
-    .expect("private PostgreSQL");
-    postgres.create_database("device_api").unwrap();
+    });
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
     let target = format!("http://{}", listener.local_addr().unwrap());
     let config = device_api::Config::for_database(postgres.url("device_api"));
     runtime.spawn(device_api::run(config, listener, std::future::pending()));
-    std::thread::sleep(Duration::from_secs(2));
+    let ready = loadlab_supervise::Ready::http(target.trim_start_matches("http://").parse().unwrap(), "/ready");
+    ready.wait("the in-process device-api", loadlab_fixtures::READY_LIMIT).unwrap_or_else(|error| panic!("{error}"));
 
     let few = 100;
     let (few_peak, few_last) = measure(&target, few, options.idle_seconds);

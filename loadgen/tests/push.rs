@@ -11,7 +11,7 @@ use common::{LimitedServer, run_loadgen};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn results_reach_the_pushgateway() {
     let pushgateway =
-        loadlab::server_process::pushgateway().expect("a private Pushgateway (scripts/install-deps installs it)");
+        loadlab_fixtures::pushgateway().expect("a private Pushgateway (scripts/install-deps installs it)");
     let server = LimitedServer::start(4, Duration::from_millis(20)).await;
     let (report, code) = run_loadgen(&[
         "breakpoint",
