@@ -59,7 +59,7 @@ async fn results_reach_the_pushgateway() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_pushgateway_is_only_a_warning() {
     let server = LimitedServer::start(4, Duration::from_millis(1)).await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = loadlab_supervise::ports::free_loopback_port().unwrap();
     let (report, code) = run_loadgen(&[
         "run",
         "--scenario",

@@ -137,7 +137,7 @@ fn the_grace_period_ends_whatever_is_still_running() {
 
 #[test]
 fn an_unreachable_device_api_aborts_with_a_clear_error() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = loadlab_supervise::ports::free_loopback_port().unwrap();
     let output = finish(
         spawn(&["run", "--target", &format!("http://127.0.0.1:{port}"), "--rate", "10", "--duration", "1s"]),
         Duration::from_secs(20),

@@ -106,14 +106,20 @@ mod tests {
     use super::*;
     use rand::{Rng, SeedableRng};
 
-    fn series(slope: f64, noise: f64, seed: u64) -> Vec<(f64, f64)> {
+    /// `count` samples 250 ms apart (as the driver takes them): 20 MB, growing by
+    /// `slope` bytes/s, with uniform noise of ± `noise`.
+    fn samples(count: u32, slope: f64, noise: f64, seed: u64) -> Vec<(f64, f64)> {
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-        (0..200)
+        (0..count)
             .map(|i| {
                 let t = f64::from(i) * 0.25;
                 (t, 20e6 + slope * t + rng.random_range(-noise..noise))
             })
             .collect()
+    }
+
+    fn series(slope: f64, noise: f64, seed: u64) -> Vec<(f64, f64)> {
+        samples(200, slope, noise, seed)
     }
 
     #[test]
@@ -139,15 +145,9 @@ mod tests {
         assert!(!fitted.is_leak(64.0 * 1024.0), "but too small to matter");
     }
 
-    /// An hour at 250 ms, as the driver samples.
+    /// An hour at 250 ms: 14,400 samples, 104 million pairs.
     fn hour(slope: f64, noise: f64, seed: u64) -> Vec<(f64, f64)> {
-        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-        (0..14_400)
-            .map(|i| {
-                let t = f64::from(i) * 0.25;
-                (t, 20e6 + slope * t + rng.random_range(-noise..noise))
-            })
-            .collect()
+        samples(14_400, slope, noise, seed)
     }
 
     #[test]
