@@ -113,6 +113,11 @@ async fn statistics_are_computed_from_the_stored_rows() {
     send(first, 40.0, 30, 70).await; // first's latest (same time, later write wins)
     send(second, 60.0, 50, 20).await; // second's latest
 
+    // The rollup the figures come from agrees with the raw rows, hour by hour.
+    let (rollup, raw) = (hourly(&api, ROLLUP_BY_HOUR).await, hourly(&api, RAW_BY_HOUR).await);
+    assert_eq!(rollup, raw, "measurement_hourly (left) against measurement (right)");
+    assert_eq!(raw.len(), 1);
+
     for path in ["/statistics", "/stats"] {
         let response = api.client.get(api.url(path)).send().await.unwrap();
         assert_eq!(response.status(), 200, "{path}");
@@ -131,10 +136,6 @@ async fn statistics_are_computed_from_the_stored_rows() {
         assert!((mean - 40.0).abs() < 1e-9);
         assert!((stddev - (800.0f64 / 3.0).sqrt()).abs() < 1e-9, "stddev_pop of 20, 40, 60");
     }
-    // The rollup the figures come from agrees with the raw rows, hour by hour.
-    let (rollup, raw) = (hourly(&api, ROLLUP_BY_HOUR).await, hourly(&api, RAW_BY_HOUR).await);
-    assert_eq!(rollup, raw, "measurement_hourly (left) against measurement (right)");
-    assert_eq!(raw.len(), 1);
     api.stop().await;
 }
 
