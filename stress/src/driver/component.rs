@@ -27,6 +27,7 @@ pub struct Sample {
     pub rss_bytes: u64,
 }
 
+/// One process of the matrix across its restarts: what the driver knows about it.
 pub struct Component {
     pub spec: ComponentSpec,
     pub log_path: PathBuf,
