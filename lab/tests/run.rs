@@ -343,7 +343,9 @@ fn ctrl_c_during_a_run_stops_loadgen_and_tears_down() {
     let mut run = loadlab()
         .args(["run", "--plan", "default", "--out"])
         .arg(out.path())
-        .start(&Ready::Line("step 1 at".into()), Duration::from_secs(120))
+        // A progress line of the first step: interrupted while it runs, whatever it
+        // would have come to.
+        .start(&Ready::Line("] step 1 ".into()), Duration::from_secs(120))
         .unwrap_or_else(|error| panic!("loadgen never started its first step: {error}"));
     run.signal(Signal::SIGINT);
     let status = run.wait_timeout(RUN_LIMIT).expect("loadlab stops after Ctrl-C");
