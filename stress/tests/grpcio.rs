@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use loadlab_fixtures::{READY_LIMIT, free_address, grpc_stress_server};
-use loadlab_supervise::Supervised;
+use loadlab_supervise::{Spec, Stop, Supervised};
 use tokio::process::Command;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_grpc-stress");
@@ -21,20 +21,17 @@ fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("stress/ is inside the workspace").to_path_buf()
 }
 
-/// Runs `command` to completion, failing the test with its output if it fails.
-async fn run(command: &mut Command, what: &str) -> std::process::Output {
-    let output = tokio::time::timeout(SUITE_LIMIT, command.kill_on_drop(true).output())
-        .await
-        .unwrap_or_else(|_| panic!("{what}: still running after {SUITE_LIMIT:?}"))
-        .unwrap_or_else(|error| panic!("{what}: {error}"));
-    assert!(
-        output.status.success(),
-        "{what}: {}\n{}\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    output
+/// Runs `spec` to completion (at most [`SUITE_LIMIT`]), failing the test with its
+/// output if it fails; returns its stdout.
+async fn run(spec: Spec, what: &str, dir: &Path) -> String {
+    let stdout = dir.join(format!("{}.stdout", what.replace(' ', "-")));
+    let mut process =
+        spec.stdout_to(&stdout).stop(Stop::kill()).spawn().unwrap_or_else(|error| panic!("{what}: {error}"));
+    let status = process.wait_timeout_async(SUITE_LIMIT).await;
+    let printed = std::fs::read_to_string(&stdout).unwrap_or_default();
+    let status = status.unwrap_or_else(|| panic!("{what}: still running after {SUITE_LIMIT:?}"));
+    assert!(status.success(), "{what}: {status}\n{printed}\n{}", process.output());
+    printed
 }
 
 /// The workspace's `.venv` with `requirements` installed; returns its python. pip does
@@ -92,24 +89,24 @@ async fn grpcio_suite_over_plain_and_tls() {
 
     let dir = tempfile::tempdir().unwrap();
     let certs = dir.path().join("certs");
-    run(Command::new(BINARY).arg("certs").arg("--out").arg(&certs), "grpc-stress certs").await;
+    run(Spec::new(BINARY).arg("certs").arg("--out").arg(&certs), "grpc-stress certs", dir.path()).await;
     let plain = start_server(dir.path(), "plain", None).await;
     let secure = start_server(dir.path(), "tls", Some((&certs.join("server.pem"), &certs.join("server.key")))).await;
 
-    let output = run(
-        Command::new(&python)
+    let report = run(
+        Spec::new(&python)
             .args(["-m", "pytest", "-q", "-p", "no:cacheprovider", "--basetemp"])
             .arg(dir.path().join("pytest"))
             .arg(&suite)
-            .current_dir(workspace())
+            .cwd(workspace())
             .env("PYTHONDONTWRITEBYTECODE", "1")
             .env("GRPC_STRESS_PLAIN", format!("127.0.0.1:{}", plain.port))
             .env("GRPC_STRESS_TLS", format!("127.0.0.1:{}", secure.port))
             .env("GRPC_STRESS_CA", certs.join("ca.pem")),
         "the grpcio suite (pytest)",
+        dir.path(),
     )
     .await;
-    let report = String::from_utf8_lossy(&output.stdout);
     println!("{report}");
     assert!(report.lines().any(|line| line.contains(" passed")), "pytest reported no passed test:\n{report}");
 
