@@ -1,4 +1,6 @@
-# The whole workspace in one build: device-api, grpc-stress, loadgen and loadlab.
+# The whole workspace in one build: device-api, grpc-stress, loadgen and loadlab (the
+# libraries loadlab-supervise and loadlab-telemetry in them; loadlab-fixtures, a
+# dev-dependency, is in the source only because the workspace lists it).
 # Nothing beyond Rust is needed at build time: the .proto files are compiled by protox
 # (no protoc), sqlx queries are checked at run time (no database), and TLS is rustls
 # on ring. The unit tests run in the build; the integration tests need real servers
@@ -20,10 +22,12 @@ rustPlatform.buildRustPackage {
       ../Cargo.toml
       ../Cargo.lock
       ../app
+      ../fixtures
       ../lab
       ../loadgen
       ../proto
       ../stress
+      ../supervise
       ../telemetry
       ../monitoring
       ../topology.toml

@@ -20,8 +20,12 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
-async fn shutdown_signal() {
-    loadlab_telemetry::shutdown_signal().await;
-    tracing::info!("shutdown requested; draining");
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM; the handlers are in place once this
+/// returns, before the server starts.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    let signal = loadlab_telemetry::shutdown_signal();
+    async move {
+        signal.await;
+        tracing::info!("shutdown requested; draining");
+    }
 }

@@ -97,6 +97,26 @@ async fn command_is_decided_from_the_latest_measurement() {
 }
 
 #[tokio::test]
+async fn integers_written_with_a_fractional_zero_are_accepted() {
+    let api = TestApi::start().await;
+    let device = api.login().await;
+    // What JSON and OpenAPI call an integer, and what the original (aeson) accepted.
+    let body = json!({
+        "time": chrono::Utc::now().to_rfc3339(),
+        "charge_now": 100.0,
+        "charge_full": 5396.0,
+        "charge_rate": 0,
+        "ambient_temp": 20,
+        "water_temp": 30,
+        "water_level": 4.5e1,
+    });
+    assert_eq!(api.post_measurement(device, &body).await, 204);
+    assert_eq!(api.count("SELECT charge_full::int8 FROM measurement").await, 5396);
+    assert_eq!(api.count("SELECT water_level::int8 FROM measurement").await, 45);
+    api.stop().await;
+}
+
+#[tokio::test]
 async fn batch_route_stores_every_row_or_none() {
     let api = TestApi::start().await;
     let device = api.login().await;

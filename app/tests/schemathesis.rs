@@ -46,7 +46,7 @@ async fn schemathesis_finds_no_failure() {
     let device = api.login().await;
     // Hypothesis and schemathesis may write caches and reports into the working directory.
     let scratch = tempfile::tempdir().unwrap();
-    let run = tokio::process::Command::new(&schemathesis)
+    let mut run = loadlab_supervise::Spec::new(&schemathesis)
         .arg("run")
         .arg(api.url("/openapi.json"))
         .args(["--checks", "all", "--seed", SEED, "--max-examples", MAX_EXAMPLES])
@@ -54,14 +54,14 @@ async fn schemathesis_finds_no_failure() {
         .args(["--generation-database", "none", "--request-timeout", "10", "--no-color"])
         .env("SCHEMATHESIS_HOOKS", "hooks")
         .env("PYTHONPATH", Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/schemathesis"))
-        .current_dir(scratch.path())
-        .stdin(Stdio::null())
-        .kill_on_drop(true)
-        .output();
-    let output = tokio::time::timeout(RUN_LIMIT, run).await.expect("schemathesis finished").expect("schemathesis runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    println!("{stdout}");
-    assert!(output.status.success(), "schemathesis failed ({}):\n{stdout}\n{stderr}", output.status);
+        .cwd(scratch.path())
+        .stop(loadlab_supervise::Stop::kill())
+        .spawn()
+        .expect("schemathesis runs");
+    let status = run.wait_timeout_async(RUN_LIMIT).await;
+    let output = run.output();
+    println!("{output}");
+    let status = status.unwrap_or_else(|| panic!("schemathesis still ran after {RUN_LIMIT:?}"));
+    assert!(status.success(), "schemathesis failed ({status}):\n{output}");
     api.stop().await;
 }

@@ -264,7 +264,7 @@ async fn compression_needs_a_timescaledb_that_can_compress() {
 
 /// device-api as a child process with its log in `log`.
 fn spawn_api(database_url: &str, args: &[&str], log: &Path) -> (Child, String) {
-    let port = loadlab::ports::free_loopback_port().unwrap();
+    let port = loadlab_supervise::ports::free_loopback_port().unwrap();
     let listen = format!("127.0.0.1:{port}");
     let child = Command::new(env!("CARGO_BIN_EXE_device-api"))
         .args(["--listen", &listen, "--database-url", database_url])

@@ -1,21 +1,23 @@
-//! loadlab: runs the lab's parts on one machine. This crate owns starting private
-//! instances of real servers (own temporary data directory, own free port, stopped on
-//! drop) for the lab and for every integration test in the workspace, so no test ever
-//! touches a machine's shared instance.
+//! loadlab: runs the lab's parts on one machine. It reads the topology, decides
+//! where everything listens and runs ([`layout`]), starts the servers as supervised
+//! processes ([`server`], [`postgres`], through `loadlab-supervise`), runs a plan with
+//! loadgen ([`run`]) or keeps the lab up ([`up`]), and removes what a crashed lab
+//! left behind ([`state`]). Test fixtures (`loadlab-fixtures`) start the same
+//! servers with the same configuration.
 
+pub mod layout;
 pub mod netns;
 pub mod placement;
-pub mod ports;
 pub mod postgres;
-mod process_user;
 pub mod run;
+pub mod scrape;
 pub mod serve;
-pub mod server_process;
+pub mod server;
 pub mod session;
 pub mod stack;
 pub mod state;
 pub mod topology;
 pub mod up;
+pub mod usage;
 
 pub use postgres::{PostgresError, PostgresInstance};
-pub use server_process::{ServerError, ServerProcess};

@@ -20,8 +20,9 @@ struct Cli {
 enum Commands {
     /// Bring the lab up, run a plan until the system breaks its SLO, name the
     /// bottleneck, tear everything down. Exit code: loadgen's (0 the search ran to
-    /// its end, breaking point in the report; 99 a threshold broke; 97 interrupted),
-    /// 1 when the lab itself failed, 2 for a bad topology or options.
+    /// its end, breaking point in the report; 99 a threshold, or even the first step,
+    /// broke; 97 interrupted), 1 when the lab itself failed, 2 for a bad topology, plan or
+    /// options.
     Run(loadlab::run::RunOptions),
     /// Bring the lab up and keep it running, printing every URL, until Ctrl-C or
     /// `loadlab down`.
@@ -74,19 +75,23 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(error) => {
             eprintln!("loadlab: error: {error:#}");
-            let bad_input = error.downcast_ref::<loadlab::topology::TopologyError>().is_some()
-                || error.downcast_ref::<loadlab::serve::UsageError>().is_some();
-            ExitCode::from(if bad_input { 2 } else { loadlab::run::EXIT_LAB_FAILED })
+            ExitCode::from(loadlab::usage::exit_code(&error))
         }
     }
 }
 
 /// Sets `stop` on SIGINT or SIGTERM (a second one is not needed: teardown is quick).
+/// The handlers are in place when this returns, so a signal that comes while the lab
+/// starts is never the default action that would leave its servers behind.
 fn watch_signals(stop: &Arc<AtomicBool>) {
     let stop = stop.clone();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
+    let signal = {
+        let _inside = runtime.enter();
+        loadlab_telemetry::shutdown_signal()
+    };
     std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
-        runtime.block_on(loadlab_telemetry::shutdown_signal());
+        runtime.block_on(signal);
         eprintln!("loadlab: stopping (signal)");
         stop.store(true, Ordering::SeqCst);
     });

@@ -133,9 +133,7 @@ fn check_tools() -> anyhow::Result<()> {
         bail!("--isolation netns needs root (network namespaces); run as root or use --isolation process");
     }
     for tool in ["ip", "tc", "taskset", "setpriv"] {
-        // ip and tc live in sbin, which a user's PATH may lack.
-        let in_sbin = ["/usr/sbin", "/sbin"].iter().any(|dir| std::path::Path::new(dir).join(tool).is_file());
-        if crate::server_process::which(tool).is_none() && !in_sbin {
+        if loadlab_supervise::which(tool).is_none() {
             bail!("--isolation netns needs `{tool}` (Debian/Ubuntu: apt-get install iproute2 util-linux)");
         }
     }

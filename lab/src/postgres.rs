@@ -12,19 +12,13 @@
 
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
-
+use loadlab_supervise::ports::free_loopback_port;
+use loadlab_supervise::{Place, Ready, RunAs, Signal, Spec, Stop, Supervised, which};
 use tempfile::TempDir;
-
-use crate::placement::Placement;
-use crate::ports::free_loopback_port;
-use crate::process_user::RunAs;
-use crate::server_process::which;
 
 /// The Debian/Ubuntu package that provides the server binaries.
 const INSTALL_HINT: &str = "install PostgreSQL's server package (Debian/Ubuntu: `apt-get install postgresql`), \
@@ -59,8 +53,8 @@ pub struct PostgresOptions {
     pub port: Option<u16>,
     /// The address to listen on (default 127.0.0.1).
     pub listen: Option<Ipv4Addr>,
-    /// Where the server runs (network namespace, CPUs).
-    pub placement: Placement,
+    /// Where the server runs (network namespace, CPUs; the user is chosen here).
+    pub placement: Place,
     /// Networks (CIDR) allowed to connect over TCP besides loopback.
     pub allow_from: Vec<String>,
     /// Make the instance's directory in here instead of the system's temp directory.
@@ -79,12 +73,12 @@ pub struct PostgresInstance {
     dir: Option<TempDir>,
     port: u16,
     listen: Ipv4Addr,
-    placement: Placement,
+    placement: Place,
     bin_dir: PathBuf,
     run_as: RunAs,
     /// The running `postgres` process; `None` while stopped. A std `Mutex`: only
     /// held for signal-and-wait, never across an await.
-    server: Mutex<Option<Child>>,
+    server: Mutex<Option<Supervised>>,
 }
 
 /// How long a start or a stop may take.
@@ -170,7 +164,7 @@ impl PostgresInstance {
 
     /// The server's process id while it runs.
     pub fn pid(&self) -> Option<u32> {
-        self.server.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).as_ref().map(Child::id)
+        self.server.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).as_ref().map(Supervised::pid)
     }
 
     /// The directory that holds the data, the socket and `postgres.log`.
@@ -274,48 +268,19 @@ impl PostgresInstance {
     }
 
     fn start_server(&self) -> Result<(), PostgresError> {
-        let log_path = self.dir().join("postgres.log");
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log_path)
-            .map_err(|source| PostgresError::Io { doing: "opening postgres.log", source })?;
-        let log_err = log.try_clone().map_err(|source| PostgresError::Io { doing: "opening postgres.log", source })?;
-        let mut child = self
-            .placement
-            .command(&self.bin_dir.join("postgres"), &self.run_as)
+        let place = Place { user: self.run_as.clone(), ..self.placement.clone() };
+        // postmaster.pid's eighth line says "ready" once connections are accepted.
+        let ready = Ready::File { path: self.data_dir().join("postmaster.pid"), line: Some("ready".into()) };
+        let server = Spec::new(self.bin_dir.join("postgres"))
             .arg("-D")
             .arg(self.data_dir())
             .args(["-p", &self.port.to_string()])
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(log_err)
-            .spawn()
-            .map_err(|source| PostgresError::Io { doing: "starting postgres", source })?;
-        let failed = |detail: String| PostgresError::Command {
-            step: "postgres start",
-            detail: format!("{detail}\n--- {} ---\n{}", log_path.display(), tail(&log_path, 20)),
-        };
-        // postmaster.pid's eighth line says "ready" once connections are accepted.
-        let pid_file = self.data_dir().join("postmaster.pid");
-        let deadline = Instant::now() + START_LIMIT;
-        loop {
-            if let Ok(Some(status)) = child.try_wait() {
-                return Err(failed(format!("postgres exited during start-up ({status})")));
-            }
-            let ready = std::fs::read_to_string(&pid_file)
-                .is_ok_and(|text| text.lines().nth(7).is_some_and(|status| status.trim() == "ready"));
-            if ready {
-                break;
-            }
-            if Instant::now() >= deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(failed(format!("not ready after {START_LIMIT:?}")));
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        *self.server.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(child);
+            .place(place)
+            .log(self.dir().join("postgres.log"))
+            .stop(Stop::signal(Signal::SIGQUIT, STOP_LIMIT))
+            .start(&ready, START_LIMIT)
+            .map_err(|error| PostgresError::Command { step: "postgres start", detail: error.to_string() })?;
+        *self.server.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(server);
         Ok(())
     }
 
@@ -323,23 +288,14 @@ impl PostgresInstance {
     /// [`STOP_LIMIT`]. A no-op when it is not running.
     fn signal_and_wait(&self, signal: Signal) -> Result<(), PostgresError> {
         let mut server = self.server.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let Some(mut child) = server.take() else { return Ok(()) };
-        let _ = kill(Pid::from_raw(child.id() as i32), signal);
-        let deadline = Instant::now() + STOP_LIMIT;
-        loop {
-            match child.try_wait() {
-                Ok(Some(_)) => return Ok(()),
-                Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
-                _ => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    return Err(PostgresError::Command {
-                        step: "postgres stop",
-                        detail: format!("did not stop within {STOP_LIMIT:?} after {signal}; killed"),
-                    });
-                }
-            }
+        let Some(mut process) = server.take() else { return Ok(()) };
+        if process.stop_with(Stop::signal(signal, STOP_LIMIT)).killed {
+            return Err(PostgresError::Command {
+                step: "postgres stop",
+                detail: format!("did not stop within {STOP_LIMIT:?} after {signal}; killed"),
+            });
         }
+        Ok(())
     }
 
     fn shut_down(&self) {
@@ -408,12 +364,6 @@ fn check(step: &'static str, output: &std::process::Output) -> Result<(), Postgr
             String::from_utf8_lossy(&output.stdout).trim()
         ),
     })
-}
-
-fn tail(path: &Path, lines: usize) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let all: Vec<&str> = text.lines().collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
 }
 
 /// Where initdb and postgres live: `LOADLAB_PG_BIN`, else the newest

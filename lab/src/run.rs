@@ -7,22 +7,25 @@
 //! resolved layout, versions, what was missing, which targets Prometheus saw up);
 //! `topology.toml` as used; and `logs/` with one log per component.
 
-use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, bail};
+use loadgen::launch::{Breakpoint, Export};
+use loadlab_supervise::prometheus::Prometheus;
+use loadlab_supervise::{Place, Signal, Spec, Stop, Supervised};
 use serde_json::json;
 
 use crate::session::{LabOptions, Session};
-use crate::stack::Stack;
-use crate::topology::{Role, Service};
+use crate::stack::{Isolation, Stack};
+use crate::topology::{Plan, Role, Service};
+use crate::usage::UsageError;
 
-/// loadlab's own failure (the lab could not be brought up); loadgen's codes are 0, 97
-/// and 99.
+/// loadlab's own failure (the lab could not be brought up); loadgen's codes are
+/// [`loadgen::exit`]'s.
 pub const EXIT_LAB_FAILED: u8 = 1;
 
 #[derive(Clone, Debug, clap::Args)]
@@ -41,34 +44,29 @@ pub struct RunOptions {
     pub store: Option<PathBuf>,
 }
 
+/// One run's names and places.
+struct RunDirs {
+    id: String,
+    /// `<out>/<id>`, absolute.
+    run: PathBuf,
+    logs: PathBuf,
+}
+
 /// Runs the plan; the exit code is loadgen's. `stop` is set on Ctrl-C/SIGTERM.
 pub fn run(options: &RunOptions, stop: Arc<AtomicBool>) -> anyhow::Result<u8> {
-    let id = crate::session::new_id();
-    let run_dir = options.out.join(&id);
-    std::fs::create_dir_all(&run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
-    let run_dir = run_dir.canonicalize()?;
-    let log_dir = run_dir.join("logs");
-    let mut session = Session::open(&options.lab, "run", &id, Some(log_dir.clone()))?;
-    let plan_name = options.plan.clone().unwrap_or_else(|| session.topology.lab.default_plan.clone());
-    let Some(plan) = session.topology.plans.get(&plan_name).cloned() else {
-        bail!(
-            "no plan `{plan_name}` in {}; plans: {:?}",
-            session.topology_source,
-            session.topology.plans.keys().collect::<Vec<_>>()
-        );
-    };
-    std::fs::write(run_dir.join("topology.toml"), &session.topology_text)?;
-    say(&format!("run {id}: plan `{plan_name}`: {}", plan.description));
-    say(&format!("results: {}", run_dir.display()));
+    let dirs = make_run_dir(&options.out)?;
+    let mut session = Session::open(&options.lab, "run", &dirs.id, Some(dirs.logs.clone()))?;
+    let (plan_name, plan) = choose_plan(&session, options.plan.as_deref())?;
+    std::fs::write(dirs.run.join("topology.toml"), &session.topology_text)?;
+    say(&format!("run {}: plan `{plan_name}`: {}", dirs.id, plan.description));
+    say(&format!("results: {}", dirs.run.display()));
 
     let started = Instant::now();
-    let stack = Stack::start(&session.topology, &session.stack_options, &mut session.registration, &say);
-    let mut stack = match stack {
+    let mut stack = match bring_up(&mut session, &dirs, &plan_name) {
         Ok(stack) => stack,
         Err(error) => {
-            write_lab_json(&run_dir, &session, None, &plan_name, None, &json!({}), &error.to_string())?;
-            crate::serve::record_run(options.store.as_deref(), &run_dir);
-            return Err(error.context(format!("the lab did not come up; logs in {}", log_dir.display())));
+            crate::serve::record_run(options.store.as_deref(), &dirs.run);
+            return Err(error);
         }
     };
     say(&format!("lab up in {:.1} s", started.elapsed().as_secs_f64()));
@@ -76,133 +74,119 @@ pub fn run(options: &RunOptions, stop: Arc<AtomicBool>) -> anyhow::Result<u8> {
         bail!("interrupted");
     }
 
-    let topology = &session.topology;
-    let layout = stack.layout.clone();
-    let monitor = topology.host_with(Role::Monitoring).expect("validated");
-    let prometheus_url =
-        stack.has("prometheus").then(|| format!("http://{}", layout.address(monitor, Service::Prometheus)));
-    let pushgateway_url =
-        stack.has("pushgateway").then(|| format!("http://{}", layout.address(monitor, Service::Pushgateway)));
-    let target_host = topology.host_with(plan.target).expect("validated");
-    let target = match plan.target {
-        Role::GrpcStress => format!("http://{}", layout.address(target_host, Service::GrpcStress)),
-        _ => format!("http://{}", layout.address(target_host, Service::DeviceApi)),
-    };
-    let loadgen_host = topology.host_with(Role::Loadgen).expect("validated");
-    let bottlenecks = session.stack_options.monitoring_dir.join("bottlenecks.toml");
-    let mut args: Vec<String> = vec!["breakpoint".into(), "--target".into(), target];
-    args.extend(crate::topology::flags(&plan.loadgen));
-    args.extend([
-        "--listen".into(),
-        layout.address(loadgen_host, Service::Loadgen).to_string(),
-        "--out".into(),
-        run_dir.display().to_string(),
-        "--run-id".into(),
-        id.clone(),
-        "--bottlenecks".into(),
-        bottlenecks.display().to_string(),
-    ]);
-    if let Some(url) = &prometheus_url {
-        args.extend(["--prometheus".into(), url.clone()]);
-    } else {
-        say("WARNING: no Prometheus, so no bottleneck analysis and no CSV export");
-    }
-    if let Some(url) = &pushgateway_url {
-        args.extend(["--pushgateway".into(), url.clone()]);
-    }
-
-    say(&format!("running loadgen on {}: loadgen {}", loadgen_host.name, args.join(" ")));
+    let launch = breakpoint_launch(&session, &stack, &plan, &dirs);
     let loadgen_started = Instant::now();
-    let placement = layout.placement(loadgen_host);
-    let mut command =
-        placement.command(&session.stack_options.bin_dir.join("loadgen"), &crate::process_user::RunAs::Current);
-    command.args(&args).current_dir(&session.stack_options.work_dir);
-    let code = run_loadgen(command, &log_dir.join("loadgen.log"), &mut stack, &stop)?;
-    let loadgen_seconds = loadgen_started.elapsed().as_secs_f64();
+    let code = run_loadgen(&session, &stack, &launch, &dirs, &stop)
+        .and_then(|process| watch_loadgen(process, &mut stack, &stop))?;
+    let targets_up = targets_up(&session, &stack, loadgen_started.elapsed());
+    export_series(&session, &stack, &launch, &dirs);
 
-    // Which targets Prometheus saw up during the run (loadgen has exited by now, so
-    // look back over the whole run, not at this instant).
-    let targets_up = if prometheus_url.is_some() {
-        let window = format!("{}s", (loadgen_seconds.ceil() as u64) + 10);
-        let address = layout.address(monitor, Service::Prometheus);
-        let query = format!("max by (job, instance) (max_over_time(up[{window}]))");
-        let answer = layout.placement(monitor).within(move || prometheus_query(address, &query)).ok().flatten();
-        answer.unwrap_or_else(|| json!({"error": "Prometheus did not answer"}))
-    } else {
-        json!({})
-    };
-
-    if let Some(url) = &prometheus_url {
-        let summary = run_dir.join("summary.json");
-        if summary.is_file() {
-            say("exporting the run's series to metrics.csv");
-            let mut export =
-                placement.command(&session.stack_options.bin_dir.join("loadgen"), &crate::process_user::RunAs::Current);
-            export
-                .args(["export", "--prometheus", url, "--summary"])
-                .arg(&summary)
-                .arg("--bottlenecks")
-                .arg(&bottlenecks)
-                .arg("--rules")
-                .arg(session.stack_options.monitoring_dir.join("prometheus/rules/red.yaml"))
-                .arg("--out")
-                .arg(run_dir.join("metrics.csv"))
-                .current_dir(&session.stack_options.work_dir);
-            match export.status() {
-                Ok(status) if status.success() => {}
-                Ok(status) => say(&format!("WARNING: loadgen export failed ({status})")),
-                Err(error) => say(&format!("WARNING: loadgen export did not start: {error}")),
-            }
-        }
-    }
-
-    write_lab_json(&run_dir, &session, Some(&stack), &plan_name, Some(code), &targets_up, "")?;
+    write_lab_json(&dirs.run, &session, Some(&stack), &plan_name, Some(code), &targets_up, "")?;
     say("stopping the lab");
     stack.stop();
     drop(session);
-    let report = run_dir.join("report.html");
-    let seconds = started.elapsed().as_secs_f64();
-    if report.is_file() {
-        say(&format!("done in {seconds:.0} s (loadgen exit code {code}): {}", report.display()));
-    } else {
-        say(&format!(
-            "done in {seconds:.0} s, but loadgen exited {code} without a report: see {}",
-            log_dir.join("loadgen.log").display()
-        ));
-    }
-    crate::serve::record_run(options.store.as_deref(), &run_dir);
+    report_end(&dirs, code, started.elapsed());
+    crate::serve::record_run(options.store.as_deref(), &dirs.run);
     Ok(code)
 }
 
-/// Runs loadgen, copying its output to the terminal and its log; stops it (SIGINT,
-/// so it still writes its report) on Ctrl-C or when a lab component dies.
-fn run_loadgen(mut command: Command, log: &Path, stack: &mut Stack, stop: &AtomicBool) -> anyhow::Result<u8> {
-    let mut child: Child = command
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .stdin(Stdio::null())
+/// `<out>/<new id>/` and its `logs/`.
+fn make_run_dir(out: &Path) -> anyhow::Result<RunDirs> {
+    let id = crate::session::new_id();
+    let run = out.join(&id);
+    std::fs::create_dir_all(&run).with_context(|| format!("creating {}", run.display()))?;
+    let run = run.canonicalize()?;
+    let logs = run.join("logs");
+    Ok(RunDirs { id, run, logs })
+}
+
+/// The plan asked for, else the topology's default; an unknown name is a usage error.
+fn choose_plan(session: &Session, asked: Option<&str>) -> anyhow::Result<(String, Plan)> {
+    let name = asked.unwrap_or(&session.topology.lab.default_plan).to_string();
+    let Some(plan) = session.topology.plans.get(&name).cloned() else {
+        let plans: Vec<&String> = session.topology.plans.keys().collect();
+        return Err(UsageError(format!("no plan `{name}` in {}; plans: {plans:?}", session.topology_source)).into());
+    };
+    Ok((name, plan))
+}
+
+/// Starts the stack; when it does not come up, lab.json says why.
+fn bring_up(session: &mut Session, dirs: &RunDirs, plan_name: &str) -> anyhow::Result<Stack> {
+    match Stack::start(&session.topology, &session.stack_options, &mut session.registration, &say) {
+        Ok(stack) => Ok(stack),
+        Err(error) => {
+            write_lab_json(&dirs.run, session, None, plan_name, None, &json!({}), &error.to_string())?;
+            Err(error.context(format!("the lab did not come up; logs in {}", dirs.logs.display())))
+        }
+    }
+}
+
+/// The monitoring host's URL of `service`, when the lab runs it.
+fn monitoring_url(session: &Session, stack: &Stack, service: Service) -> Option<String> {
+    let monitor = session.topology.host_with(Role::Monitoring).expect("validated");
+    stack.has(service.name()).then(|| format!("http://{}", stack.layout.address(monitor, service)))
+}
+
+/// The breakpoint search the plan asks for, aimed at this lab.
+fn breakpoint_launch(session: &Session, stack: &Stack, plan: &Plan, dirs: &RunDirs) -> Breakpoint {
+    let topology = &session.topology;
+    let target_host = topology.host_with(plan.target).expect("validated");
+    let target_service = if plan.target == Role::GrpcStress { Service::GrpcStress } else { Service::DeviceApi };
+    let loadgen_host = topology.host_with(Role::Loadgen).expect("validated");
+    let launch = Breakpoint {
+        target: format!("http://{}", stack.layout.address(target_host, target_service)),
+        listen: Some(stack.layout.address(loadgen_host, Service::Loadgen)),
+        out: Some(dirs.run.clone()),
+        run_id: dirs.id.clone(),
+        bottlenecks: Some(session.stack_options.monitoring_dir.join("bottlenecks.toml")),
+        prometheus: monitoring_url(session, stack, Service::Prometheus),
+        pushgateway: monitoring_url(session, stack, Service::Pushgateway),
+        plan: crate::topology::flags(&plan.loadgen),
+    };
+    if launch.prometheus.is_none() {
+        say("WARNING: no Prometheus, so no bottleneck analysis and no CSV export");
+    }
+    launch
+}
+
+/// Where loadgen runs: the loadgen host's place.
+fn loadgen_place(session: &Session, stack: &Stack) -> Place {
+    stack.layout.place(session.topology.host_with(Role::Loadgen).expect("validated"))
+}
+
+/// Starts loadgen on its host, its output copied to the terminal and its log.
+fn run_loadgen(
+    session: &Session,
+    stack: &Stack,
+    launch: &Breakpoint,
+    dirs: &RunDirs,
+    stop: &AtomicBool,
+) -> anyhow::Result<Supervised> {
+    let args = launch.args();
+    say(&format!("running loadgen: loadgen {}", args.join(" ")));
+    if stop.load(Ordering::SeqCst) {
+        bail!("interrupted");
+    }
+    let process = Spec::new(session.stack_options.bin_dir.join("loadgen"))
+        .args(args)
+        .place(loadgen_place(session, stack))
+        .cwd(&session.stack_options.work_dir)
+        .log(dirs.logs.join("loadgen.log"))
+        .echo("  │ ")
+        // SIGINT, so it still writes its report (as on Ctrl-C).
+        .stop(Stop::signal(Signal::SIGINT, Duration::from_secs(30)))
         .spawn()
         .context("starting loadgen")?;
-    let log = std::fs::File::create(log)?;
-    let copiers: Vec<_> = [
-        child.stdout.take().map(|out| Box::new(out) as Box<dyn std::io::Read + Send>),
-        child.stderr.take().map(|err| Box::new(err) as Box<dyn std::io::Read + Send>),
-    ]
-    .into_iter()
-    .flatten()
-    .map(|stream| {
-        let mut log = log.try_clone().expect("log handle");
-        std::thread::spawn(move || {
-            for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                let _ = writeln!(log, "{line}");
-                eprintln!("  │ {line}");
-            }
-        })
-    })
-    .collect();
+    Ok(process)
+}
+
+/// Waits for loadgen's verdict; stops it (SIGINT, so it still writes its report) on
+/// Ctrl-C or when a lab component dies. A signal death has no code: it counts as
+/// interrupted.
+fn watch_loadgen(mut loadgen: Supervised, stack: &mut Stack, stop: &AtomicBool) -> anyhow::Result<u8> {
     let mut signalled = false;
     let status = loop {
-        if let Some(status) = child.try_wait()? {
+        if let Some(status) = loadgen.try_wait() {
             break status;
         }
         if !signalled {
@@ -213,37 +197,76 @@ fn run_loadgen(mut command: Command, log: &Path, stack: &mut Stack, stop: &Atomi
             };
             if let Some(reason) = reason {
                 say(&format!("{reason}: stopping loadgen"));
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(child.id() as i32),
-                    nix::sys::signal::Signal::SIGINT,
-                );
+                loadgen.signal(Signal::SIGINT);
                 signalled = true;
             }
         }
         std::thread::sleep(Duration::from_millis(100));
     };
-    for copier in copiers {
-        let _ = copier.join();
-    }
-    // A signal death has no code; count it as aborted.
-    Ok(status.code().map_or(97, |code| code as u8))
+    Ok(status.code().and_then(|code| u8::try_from(code).ok()).unwrap_or(loadgen::exit::INTERRUPTED))
 }
 
-/// One instant query, answered as {"job/instance": value}.
-fn prometheus_query(address: std::net::SocketAddr, query: &str) -> Option<serde_json::Value> {
-    let body = crate::server_process::http_get_body(
-        address,
-        &format!("/api/v1/query?query={}", crate::server_process::encode_query(query)),
-    )?;
-    let answer: serde_json::Value = serde_json::from_str(&body).ok()?;
+/// Which targets Prometheus saw up during the run, as {"job/instance": up}. Loadgen
+/// has exited by now, so it looks back over the whole run, not at this instant.
+fn targets_up(session: &Session, stack: &Stack, loadgen_ran: Duration) -> serde_json::Value {
+    let Some(url) = monitoring_url(session, stack, Service::Prometheus) else { return json!({}) };
+    let window = format!("{}s", loadgen_ran.as_secs_f64().ceil() as u64 + 10);
+    let query = format!("max by (job, instance) (max_over_time(up[{window}]))");
+    let monitor = session.topology.host_with(Role::Monitoring).expect("validated");
+    // Asked from inside the monitoring host's namespace, on a runtime of that thread.
+    let answer = stack.layout.place(monitor).within(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        runtime.block_on(Prometheus::new(&url).query(&query, SystemTime::now())).map_err(std::io::Error::other)
+    });
+    let Ok(Ok(series)) = answer else { return json!({"error": "Prometheus did not answer"}) };
     let mut seen = serde_json::Map::new();
-    for series in answer["data"]["result"].as_array()? {
-        let job = series["metric"]["job"].as_str().unwrap_or("?");
-        let instance = series["metric"]["instance"].as_str().unwrap_or("?");
-        let value: f64 = series["value"][1].as_str()?.parse().ok()?;
-        seen.insert(format!("{job}/{instance}"), json!(value == 1.0));
+    for each in series {
+        let label = |name: &str| each.labels.get(name).map_or("?", String::as_str).to_string();
+        let up = each.samples.last().is_some_and(|(_, value)| *value == 1.0);
+        seen.insert(format!("{}/{}", label("job"), label("instance")), json!(up));
     }
-    Some(serde_json::Value::Object(seen))
+    serde_json::Value::Object(seen)
+}
+
+/// `loadgen export` of the run's series into metrics.csv (a warning when it fails).
+fn export_series(session: &Session, stack: &Stack, launch: &Breakpoint, dirs: &RunDirs) {
+    let summary = dirs.run.join("summary.json");
+    let Some(prometheus) = launch.prometheus.clone().filter(|_| summary.is_file()) else { return };
+    say("exporting the run's series to metrics.csv");
+    let export = Export {
+        prometheus,
+        summary,
+        bottlenecks: session.stack_options.monitoring_dir.join("bottlenecks.toml"),
+        rules: session.stack_options.monitoring_dir.join("prometheus/rules/red.yaml"),
+        out: dirs.run.join("metrics.csv"),
+    };
+    let exported = Spec::new(session.stack_options.bin_dir.join("loadgen"))
+        .name("loadgen export")
+        .args(export.args())
+        .place(loadgen_place(session, stack))
+        .cwd(&session.stack_options.work_dir)
+        .log(dirs.logs.join("loadgen-export.log"))
+        .spawn()
+        .map(|mut process| process.wait());
+    match exported {
+        Ok(status) if status.success() => {}
+        Ok(status) => say(&format!("WARNING: loadgen export failed ({status}); see logs/loadgen-export.log")),
+        Err(error) => say(&format!("WARNING: loadgen export did not start: {error}")),
+    }
+}
+
+/// The last line: where the report is, or that there is none.
+fn report_end(dirs: &RunDirs, code: u8, took: Duration) {
+    let report = dirs.run.join("report.html");
+    let seconds = took.as_secs_f64();
+    if report.is_file() {
+        say(&format!("done in {seconds:.0} s (loadgen exit code {code}): {}", report.display()));
+    } else {
+        say(&format!(
+            "done in {seconds:.0} s, but loadgen exited {code} without a report: see {}",
+            dirs.logs.join("loadgen.log").display()
+        ));
+    }
 }
 
 /// lab.json: how this run was set up, so it can be understood and repeated.
@@ -271,6 +294,10 @@ fn write_lab_json(
     ] {
         versions.insert(name.into(), json!(version_of(&program)));
     }
+    let isolation = match session.stack_options.isolation {
+        Isolation::Process => "process",
+        Isolation::Netns => "netns",
+    };
     let lab = json!({
         "run_id": session.registration.record.id,
         "plan": plan,
@@ -287,7 +314,11 @@ fn write_lab_json(
         "targets_up": targets_up,
         "versions": versions,
         "error": if error.is_empty() { None } else { Some(error) },
-        "reproduce": format!("loadlab run --topology {}/topology.toml --plan {plan} --isolation {} --storage {}", run_dir.display(), match session.stack_options.isolation { crate::stack::Isolation::Process => "process", crate::stack::Isolation::Netns => "netns" }, session.stack_options.storage.as_str()),
+        "reproduce": format!(
+            "loadlab run --topology {}/topology.toml --plan {plan} --isolation {isolation} --storage {}",
+            run_dir.display(),
+            session.stack_options.storage.as_str()
+        ),
     });
     std::fs::write(run_dir.join("lab.json"), serde_json::to_vec_pretty(&lab)?)?;
     Ok(())

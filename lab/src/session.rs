@@ -10,6 +10,7 @@ use crate::netns::Netem;
 use crate::stack::{Isolation, StackOptions, Storage};
 use crate::state::Registration;
 use crate::topology::Topology;
+use crate::usage::UsageError;
 
 /// Options of every command that starts a lab.
 #[derive(Clone, Debug, clap::Args)]
@@ -66,7 +67,7 @@ impl Session {
         }
         let (topology, topology_text, topology_source) = Topology::locate(options.topology.as_deref())?;
         if options.netem.is_some() && options.isolation != Isolation::Netns {
-            bail!("--netem needs --isolation netns");
+            return Err(UsageError("--netem needs --isolation netns".into()).into());
         }
         let bin_dir = match &options.bin_dir {
             Some(dir) => dir.clone(),

@@ -1,39 +1,21 @@
 //! The running lab: every role's components of a topology, started in dependency
 //! order (network, PostgreSQL, exporters, device-api, grpc-stress, Pushgateway,
 //! Prometheus), each waited for until ready, and all stopped in reverse order when
-//! the stack is dropped, including after a failure half-way through.
-//!
-//! Where things listen depends on the isolation:
-//! - `process`: every host's services on loopback, host 192.168.56.X as 127.0.56.X
-//!   (all of 127/8 is loopback on Linux), on the topology's ports;
-//! - `netns`: each host in its own network namespace with its topology address.
-//!
-//! In both, each host's processes are pinned to its share of the CPUs, the load
-//! generator's never shared (see [`assign_cpus`]).
+//! the stack is dropped, including after a failure half-way through. Where each
+//! listens and runs is decided first, by [`Layout`].
 
-use std::collections::BTreeMap;
-use std::net::{Ipv4Addr, SocketAddr, TcpListener};
-use std::path::{Path, PathBuf};
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
+use loadlab_supervise::Supervised;
 
+pub use crate::layout::{Isolation, Layout};
 use crate::netns::{Netem, Network};
-use crate::placement::{Placement, assign_cpus, available_cpus};
 use crate::postgres::{PostgresInstance, PostgresOptions};
-use crate::server_process::{self, ServerError, ServerProcess, ServerSpec, Site};
+use crate::server::{self, ServerError, ServerSpec, Site};
 use crate::state::Registration;
 use crate::topology::{Host, Role, Service, Topology};
-
-/// How the hosts of the topology are separated on this machine.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Isolation {
-    /// Processes on loopback (127.0.56.X for host 192.168.56.X).
-    Process,
-    /// One network namespace per host, on a bridge, with the topology's addresses
-    /// (needs root).
-    Netns,
-}
 
 /// Which engine device-api stores measurements in (its `--storage`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
@@ -56,6 +38,15 @@ impl Storage {
             Self::Native => "native",
         }
     }
+
+    /// Whether PostgreSQL preloads TimescaleDB for this choice.
+    pub fn preloads_timescaledb(self) -> bool {
+        match self {
+            Self::Native => false,
+            Self::Timescaledb => true,
+            Self::Auto => crate::postgres::has_timescaledb(),
+        }
+    }
 }
 
 /// What the stack needs besides the topology.
@@ -76,100 +67,11 @@ pub struct StackOptions {
     pub log_dir: PathBuf,
 }
 
-/// Where each service of each host is reachable, and how to run things there.
-#[derive(Clone, Debug, serde::Serialize)]
-pub struct Layout {
-    pub isolation: Isolation,
-    /// host → service name → address.
-    pub addresses: BTreeMap<String, BTreeMap<String, SocketAddr>>,
-    /// host → namespace (netns only).
-    pub namespaces: BTreeMap<String, String>,
-    /// host → CPU list (netns only).
-    pub cpus: BTreeMap<String, String>,
-}
-
-impl Layout {
-    /// Resolves every host's services; in `process` isolation a taken port is an
-    /// error naming its holder, unless `any_port`.
-    pub fn resolve(topology: &Topology, options: &StackOptions, lab_id: &str) -> anyhow::Result<Self> {
-        let mut layout = Layout {
-            isolation: options.isolation,
-            addresses: BTreeMap::new(),
-            namespaces: BTreeMap::new(),
-            cpus: BTreeMap::new(),
-        };
-        // Both isolations pin each host to its share of the CPUs, so the generator
-        // never shares a CPU with the system under test.
-        let vcpus: Vec<u32> = topology.hosts.iter().map(|host| host.vcpus).collect();
-        let generator = topology.hosts.iter().position(|host| host.has(Role::Loadgen));
-        let cpus = assign_cpus(&vcpus, &available_cpus(), generator);
-        for (host, cpus) in topology.hosts.iter().zip(cpus) {
-            layout.cpus.insert(host.name.clone(), cpus);
-        }
-        if options.isolation == Isolation::Netns {
-            let names: Vec<&str> = topology.hosts.iter().map(|host| host.name.as_str()).collect();
-            for (host, namespace) in topology.hosts.iter().zip(Network::names(lab_id, &names)) {
-                layout.namespaces.insert(host.name.clone(), namespace);
-            }
-        }
-        for host in &topology.hosts {
-            let ip = layout.ip(host);
-            let mut services = BTreeMap::new();
-            for service in host.services() {
-                let wanted = topology.ports.get(service);
-                let port = match options.isolation {
-                    Isolation::Netns => wanted,
-                    Isolation::Process => choose_port(ip, wanted, service, options.any_port)?,
-                };
-                services.insert(service.name().to_string(), SocketAddr::from((ip, port)));
-            }
-            layout.addresses.insert(host.name.clone(), services);
-        }
-        Ok(layout)
-    }
-
-    /// The address a host has in this isolation.
-    pub fn ip(&self, host: &Host) -> Ipv4Addr {
-        match self.isolation {
-            Isolation::Netns => host.address,
-            Isolation::Process => {
-                let [_, _, _, last] = host.address.octets();
-                Ipv4Addr::new(127, 0, 56, last)
-            }
-        }
-    }
-
-    pub fn address(&self, host: &Host, service: Service) -> SocketAddr {
-        self.addresses[&host.name][service.name()]
-    }
-
-    pub fn placement(&self, host: &Host) -> Placement {
-        Placement { netns: self.namespaces.get(&host.name).cloned(), cpus: self.cpus.get(&host.name).cloned() }
-    }
-}
-
-/// `wanted` on `ip` when free; otherwise a free port with `any_port`, or an error
-/// that names who holds it.
-fn choose_port(ip: Ipv4Addr, wanted: u16, service: Service, any_port: bool) -> anyhow::Result<u16> {
-    match TcpListener::bind((ip, wanted)) {
-        Ok(_) => Ok(wanted),
-        Err(_) if any_port => Ok(crate::ports::free_port_on(ip)?),
-        Err(error) => {
-            let holder = crate::ports::holder(wanted).unwrap_or_else(|| "a process loadlab cannot see".to_string());
-            bail!(
-                "port {wanted} for {} on {ip} is taken ({error}) by {holder}; stop it, change [ports] in the \
-                 topology, or pass --any-port",
-                service.name()
-            )
-        }
-    }
-}
-
 /// The running components. Dropping it stops them, newest first.
 pub struct Stack {
     pub layout: Layout,
     /// (component, process), in start order.
-    servers: Vec<(String, ServerProcess)>,
+    servers: Vec<(String, Supervised)>,
     postgres: Option<PostgresInstance>,
     network: Option<Network>,
     /// Optional components that are not installed: (component, why).
@@ -180,7 +82,7 @@ pub struct Stack {
     pub timescaledb_preloaded: bool,
     /// The engine device-api's `/ready` reported (`timescaledb`, `native-partitions`).
     pub storage_engine: Option<String>,
-    log_dir: PathBuf,
+    options: StackOptions,
 }
 
 impl std::fmt::Debug for Stack {
@@ -202,7 +104,7 @@ impl Stack {
         let layout = Layout::resolve(topology, options, &lab_id)?;
         std::fs::create_dir_all(&options.log_dir)?;
         let mut stack = Stack {
-            layout: layout.clone(),
+            layout,
             servers: Vec::new(),
             postgres: None,
             network: None,
@@ -210,41 +112,56 @@ impl Stack {
             urls: Vec::new(),
             timescaledb_preloaded: false,
             storage_engine: None,
-            log_dir: options.log_dir.clone(),
+            options: options.clone(),
         };
-        let host = |role: Role| topology.host_with(role);
-
         if options.isolation == Isolation::Netns {
-            registration.record.namespaces = layout.namespaces.values().cloned().collect();
-            registration.record.namespaces.push(format!("{}{lab_id}-switch", crate::netns::PREFIX));
-            registration.save()?;
-            let hosts: Vec<(&str, Ipv4Addr)> =
-                topology.hosts.iter().map(|host| (host.name.as_str(), host.address)).collect();
-            say(&format!("creating {} network namespaces on a bridge", hosts.len() + 1));
-            stack.network = Some(Network::create(&lab_id, &hosts, options.netem.as_ref())?);
+            stack.create_network(topology, registration, say)?;
         }
         for host in &topology.hosts {
-            say(&format!("  {:<10} {} on CPUs {}", host.name, layout.ip(host), layout.cpus[&host.name]));
+            say(&format!("  {:<10} {} on CPUs {}", host.name, stack.layout.ip(host), stack.layout.cpus[&host.name]));
         }
+        let database_url = stack.start_database(topology, say)?;
+        stack.start_exporters(topology, say)?;
+        stack.start_services(topology, database_url, say)?;
+        stack.start_monitoring(topology, say)?;
+        Ok(stack)
+    }
 
-        // The database.
-        let db = host(Role::Database).context("no database host")?;
-        let db_address = layout.address(db, Service::Postgresql);
+    /// One namespace per host on a bridge (recorded first, so a crash leaves nothing
+    /// the next command cannot find).
+    fn create_network(
+        &mut self,
+        topology: &Topology,
+        registration: &mut Registration,
+        say: &dyn Fn(&str),
+    ) -> anyhow::Result<()> {
+        let lab_id = registration.record.id.clone();
+        registration.record.namespaces = self.layout.namespaces.values().cloned().collect();
+        registration.record.namespaces.push(format!("{}{lab_id}-switch", crate::netns::PREFIX));
+        registration.save()?;
+        let hosts: Vec<(&str, Ipv4Addr)> =
+            topology.hosts.iter().map(|host| (host.name.as_str(), host.address)).collect();
+        say(&format!("creating {} network namespaces on a bridge", hosts.len() + 1));
+        self.network = Some(Network::create(&lab_id, &hosts, self.options.netem.as_ref())?);
+        Ok(())
+    }
+
+    /// PostgreSQL on the database host with an empty `device_api` database; its URL.
+    fn start_database(&mut self, topology: &Topology, say: &dyn Fn(&str)) -> anyhow::Result<String> {
+        let db = topology.host_with(Role::Database).context("no database host")?;
+        let db_address = self.layout.address(db, Service::Postgresql);
         say(&format!("starting PostgreSQL on {} ({db_address})", db.name));
-        let allow_from = match options.isolation {
+        let allow_from = match self.options.isolation {
             Isolation::Process => vec!["127.0.0.0/8".to_string()],
             Isolation::Netns => {
                 let mut allowed = vec![format!("{}/32", db.address)];
-                allowed.extend(host(Role::DeviceApi).map(|app| format!("{}/32", app.address)));
+                allowed.extend(topology.host_with(Role::DeviceApi).map(|app| format!("{}/32", app.address)));
                 allowed
             }
         };
-        let timescaledb = match options.storage {
-            Storage::Native => false,
-            Storage::Timescaledb => true,
-            Storage::Auto => crate::postgres::has_timescaledb(),
-        };
-        match (options.storage, timescaledb) {
+        let storage = self.options.storage;
+        let timescaledb = storage.preloads_timescaledb();
+        match (storage, timescaledb) {
             (Storage::Native, _) => say("  plain PostgreSQL (--storage native)"),
             (_, true) => say("  preloading TimescaleDB"),
             (_, false) => say("  TimescaleDB is not installed (scripts/install-deps builds it): native partitions"),
@@ -252,101 +169,86 @@ impl Stack {
         let postgres = PostgresInstance::start_with(PostgresOptions {
             settings: Vec::new(),
             port: Some(db_address.port()),
-            listen: Some(layout.ip(db)),
-            placement: layout.placement(db),
+            listen: Some(self.layout.ip(db)),
+            placement: self.layout.place(db),
             allow_from,
-            parent: Some(options.work_dir.clone()),
+            parent: Some(self.options.work_dir.clone()),
             timescaledb,
         })
         .context("starting PostgreSQL")?;
-        stack.timescaledb_preloaded = timescaledb;
+        self.timescaledb_preloaded = timescaledb;
         postgres.create_database("device_api")?;
         let database_url = postgres.url("device_api");
-        stack.show("PostgreSQL", database_url.clone(), db);
-        stack.postgres = Some(postgres);
+        self.show("PostgreSQL", database_url.clone(), db);
+        self.postgres = Some(postgres);
+        Ok(database_url)
+    }
 
+    /// The postgres exporter beside the database, a node exporter on every host.
+    fn start_exporters(&mut self, topology: &Topology, say: &dyn Fn(&str)) -> anyhow::Result<()> {
+        let db = topology.host_with(Role::Database).context("no database host")?;
+        let db_address = self.layout.address(db, Service::Postgresql);
         let dsn = format!("postgresql://postgres@{db_address}/device_api?sslmode=disable");
-        stack.start_optional(
-            "postgres-exporter",
-            &server_process::postgres_exporter_spec(
-                &dsn,
-                Some(&options.monitoring_dir.join("postgres-exporter/queries.yaml")),
-            ),
-            db,
-            Service::PostgresExporter,
-            options,
-            say,
-        )?;
-        for each in &topology.hosts {
-            let name = format!("node-exporter-{}", each.name);
-            stack.start_optional(
-                &name,
-                &server_process::node_exporter_spec(),
-                each,
-                Service::NodeExporter,
-                options,
-                say,
-            )?;
+        let spec = server::postgres_exporter_spec(&dsn, &self.options.monitoring_dir);
+        self.start_optional("postgres-exporter", &spec, db, Service::PostgresExporter, say)?;
+        for host in &topology.hosts {
+            let name = format!("node-exporter-{}", host.name);
+            self.start_optional(&name, &server::node_exporter_spec(), host, Service::NodeExporter, say)?;
         }
+        Ok(())
+    }
 
-        // The services under test.
-        let app = host(Role::DeviceApi).context("no device-api host")?;
-        let api_address = layout.address(app, Service::DeviceApi);
+    /// The services under test: device-api, and grpc-stress where it has a host.
+    fn start_services(&mut self, topology: &Topology, database_url: String, say: &dyn Fn(&str)) -> anyhow::Result<()> {
+        let app = topology.host_with(Role::DeviceApi).context("no device-api host")?;
+        let api_address = self.layout.address(app, Service::DeviceApi);
         let mut args = vec!["--listen".to_string(), api_address.to_string(), "--database-url".into(), database_url];
         let settings = topology.settings_flags("device-api");
-        if options.storage != Storage::Auto {
+        let storage = self.options.storage;
+        if storage != Storage::Auto {
             if settings.iter().any(|flag| flag == "--storage") {
-                bail!("--storage {} given, but [settings.device-api] sets storage too", options.storage.as_str());
+                anyhow::bail!("--storage {} given, but [settings.device-api] sets storage too", storage.as_str());
             }
-            args.extend(["--storage".to_string(), options.storage.as_str().to_string()]);
+            args.extend(["--storage".to_string(), storage.as_str().to_string()]);
         }
         args.extend(settings);
-        let spec = our_program(options, "device-api", args, "/ready");
-        stack.start_server("device-api", &spec, app, Service::DeviceApi, options, say)?;
-        stack.show("device-api", format!("http://{api_address}"), app);
-        stack.storage_engine = layout.placement(app).within(move || storage_engine(api_address)).ok().flatten();
-        say(&format!("  device-api stores measurements in {}", stack.storage_engine.as_deref().unwrap_or("?")));
+        let spec = self.our_program("device-api", args, "/ready");
+        self.start_server("device-api", &spec, app, Service::DeviceApi, say)?;
+        self.show("device-api", format!("http://{api_address}"), app);
+        self.storage_engine = self.storage_engine(app, api_address);
+        say(&format!("  device-api stores measurements in {}", self.storage_engine.as_deref().unwrap_or("?")));
 
-        if let Some(grpc) = host(Role::GrpcStress) {
-            let listen = layout.address(grpc, Service::GrpcStress);
-            let metrics = layout.address(grpc, Service::GrpcStressMetrics);
-            let mut args = vec![
-                "server".into(),
-                "--listen".into(),
-                listen.to_string(),
-                "--metrics-listen".into(),
-                metrics.to_string(),
-            ];
+        if let Some(grpc) = topology.host_with(Role::GrpcStress) {
+            let listen = self.layout.address(grpc, Service::GrpcStress);
+            let metrics = self.layout.address(grpc, Service::GrpcStressMetrics);
+            let mut args = ["server", "--listen", &listen.to_string(), "--metrics-listen", &metrics.to_string()]
+                .map(str::to_string)
+                .to_vec();
             args.extend(topology.settings_flags("grpc-stress"));
-            let spec = our_program(options, "grpc-stress", args, "/metrics");
-            stack.start_server("grpc-stress", &spec, grpc, Service::GrpcStressMetrics, options, say)?;
-            stack.show("grpc-stress", format!("http://{listen}"), grpc);
+            let spec = self.our_program("grpc-stress", args, "/metrics");
+            self.start_server("grpc-stress", &spec, grpc, Service::GrpcStressMetrics, say)?;
+            self.show("grpc-stress", format!("http://{listen}"), grpc);
         }
+        Ok(())
+    }
 
-        // Monitoring.
-        let monitor = host(Role::Monitoring).context("no monitoring host")?;
-        if stack.start_optional(
-            "pushgateway",
-            &server_process::pushgateway_spec(),
-            monitor,
-            Service::Pushgateway,
-            options,
-            say,
-        )? {
-            stack.show("Pushgateway", format!("http://{}", layout.address(monitor, Service::Pushgateway)), monitor);
+    /// Pushgateway and Prometheus (scraping every job of the topology, with the rule
+    /// files of `monitoring/`) on the monitoring host.
+    fn start_monitoring(&mut self, topology: &Topology, say: &dyn Fn(&str)) -> anyhow::Result<()> {
+        let monitor = topology.host_with(Role::Monitoring).context("no monitoring host")?;
+        let pushgateway = server::pushgateway_spec();
+        if self.start_optional("pushgateway", &pushgateway, monitor, Service::Pushgateway, say)? {
+            let url = format!("http://{}", self.layout.address(monitor, Service::Pushgateway));
+            self.show("Pushgateway", url, monitor);
         }
-        let config = prometheus_config(topology, &layout, &options.monitoring_dir)?;
-        if stack.start_optional(
-            "prometheus",
-            &server_process::prometheus_spec(&config),
-            monitor,
-            Service::Prometheus,
-            options,
-            say,
-        )? {
-            stack.show("Prometheus", format!("http://{}", layout.address(monitor, Service::Prometheus)), monitor);
+        let jobs = topology.scrape_jobs(|host, service| self.layout.address(host, service));
+        let rules = crate::scrape::rule_files(&self.options.monitoring_dir)?;
+        let config = crate::scrape::prometheus_yml(topology.scrape_interval(), &rules, &jobs);
+        if self.start_optional("prometheus", &server::prometheus_spec(&config), monitor, Service::Prometheus, say)? {
+            let url = format!("http://{}", self.layout.address(monitor, Service::Prometheus));
+            self.show("Prometheus", url, monitor);
         }
-        Ok(stack)
+        Ok(())
     }
 
     /// Lists a URL of `host`'s for the user.
@@ -362,10 +264,9 @@ impl Stack {
         spec: &ServerSpec,
         host: &Host,
         service: Service,
-        options: &StackOptions,
         say: &dyn Fn(&str),
     ) -> anyhow::Result<bool> {
-        match self.start_server(name, spec, host, service, options, say) {
+        match self.start_server(name, spec, host, service, say) {
             Ok(()) => Ok(true),
             Err(ServerError::NotInstalled { program, package }) => {
                 let why = format!("{program} is not installed (apt-get install {package})");
@@ -384,24 +285,40 @@ impl Stack {
         spec: &ServerSpec,
         host: &Host,
         service: Service,
-        options: &StackOptions,
         say: &dyn Fn(&str),
     ) -> Result<(), ServerError> {
         let address = self.layout.address(host, service);
         say(&format!("starting {name} on {} ({address})", host.name));
-        let dir = options.work_dir.join(name);
+        let dir = self.options.work_dir.join(name);
         std::fs::create_dir_all(&dir).map_err(|source| ServerError::Io { doing: "creating a directory", source })?;
-        let site = Site {
-            address,
-            placement: self.layout.placement(host),
-            dir,
-            log: options.log_dir.join(format!("{name}.log")),
-        };
+        let log = self.options.log_dir.join(format!("{name}.log"));
+        let site = Site { address, place: self.layout.place(host), dir, log };
         let started = std::time::Instant::now();
-        let server = ServerProcess::start_at(spec, &site)?;
+        let process = server::start_at(name, spec, &site)?;
         say(&format!("  {name} ready ({:.1} s)", started.elapsed().as_secs_f64()));
-        self.servers.push((name.to_string(), server));
+        self.servers.push((name.to_string(), process));
         Ok(())
+    }
+
+    /// One of the workspace's programs, from `--bin-dir`.
+    /// The storage engine device-api's `/ready` reports, asked from its host.
+    fn storage_engine(&self, app: &Host, address: std::net::SocketAddr) -> Option<String> {
+        let body =
+            self.layout.place(app).within(move || loadlab_supervise::http::get(address, "/ready")).ok()?.ok()?.body;
+        let ready: serde_json::Value = serde_json::from_str(&body).ok()?;
+        ready["engine"].as_str().map(str::to_string)
+    }
+
+    fn our_program(&self, program: &str, args: Vec<String>, ready_path: &'static str) -> ServerSpec {
+        let path = self.options.bin_dir.join(program);
+        let mut spec = ServerSpec::new(
+            &path.display().to_string(),
+            "(build the workspace: cargo build --release)",
+            &[],
+            ready_path,
+        );
+        spec.args = args;
+        spec
     }
 
     /// Whether a component is running.
@@ -413,7 +330,7 @@ impl Stack {
     pub fn exited(&mut self) -> Option<(String, String)> {
         self.servers
             .iter_mut()
-            .find_map(|(name, server)| server.exited().map(|status| (name.clone(), status.to_string())))
+            .find_map(|(name, server)| server.try_wait().map(|status| (name.clone(), status.to_string())))
     }
 
     /// Stops everything (newest first), copying PostgreSQL's log beside the others.
@@ -422,12 +339,12 @@ impl Stack {
     }
 
     fn stop_all(&mut self) {
-        while let Some((_, server)) = self.servers.pop() {
-            drop(server);
+        while let Some((_, mut server)) = self.servers.pop() {
+            server.stop();
         }
         if let Some(postgres) = self.postgres.take() {
             if let Some(log) = postgres.log_path() {
-                let _ = std::fs::copy(log, self.log_dir.join("postgresql.log"));
+                let _ = std::fs::copy(log, self.options.log_dir.join("postgresql.log"));
             }
             drop(postgres);
         }
@@ -439,51 +356,4 @@ impl Drop for Stack {
     fn drop(&mut self) {
         self.stop_all();
     }
-}
-
-/// The storage engine device-api's `/ready` reports.
-fn storage_engine(address: SocketAddr) -> Option<String> {
-    let body = server_process::http_get_body(address, "/ready")?;
-    let ready: serde_json::Value = serde_json::from_str(&body).ok()?;
-    ready["engine"].as_str().map(str::to_string)
-}
-
-/// One of the workspace's programs, from `--bin-dir`.
-fn our_program(options: &StackOptions, program: &str, args: Vec<String>, ready_path: &'static str) -> ServerSpec {
-    let path = options.bin_dir.join(program);
-    let mut spec =
-        ServerSpec::new(&path.display().to_string(), "(build the workspace: cargo build --release)", &[], ready_path);
-    spec.args = args;
-    spec
-}
-
-/// prometheus.yml: every scrape job of the topology at the layout's addresses, the
-/// rule files of `monitoring/prometheus/rules`.
-pub fn prometheus_config(topology: &Topology, layout: &Layout, monitoring_dir: &Path) -> anyhow::Result<String> {
-    let rules_dir = monitoring_dir.join("prometheus/rules");
-    let mut rule_files: Vec<PathBuf> = std::fs::read_dir(&rules_dir)
-        .with_context(|| format!("reading the rule files in {}", rules_dir.display()))?
-        .filter_map(Result::ok)
-        .map(|entry| entry.path())
-        .filter(|path| path.extension().is_some_and(|extension| extension == "yaml"))
-        .collect();
-    rule_files.sort();
-    let interval = humantime::format_duration(topology.scrape_interval());
-    let mut config =
-        format!("global:\n  scrape_interval: {interval}\n  evaluation_interval: {interval}\nrule_files:\n");
-    for file in rule_files {
-        let file = file.canonicalize().unwrap_or(file);
-        config.push_str(&format!("  - {}\n", file.display()));
-    }
-    config.push_str("scrape_configs:\n");
-    for (job, targets) in topology.scrape_jobs(|host, service| layout.address(host, service)) {
-        // The Pushgateway's metrics carry the pushing job's labels; keep them.
-        let honor = if job == "pushgateway" { "    honor_labels: true\n" } else { "" };
-        let targets: Vec<String> = targets.iter().map(|target| format!("'{target}'")).collect();
-        config.push_str(&format!(
-            "  - job_name: {job}\n{honor}    static_configs:\n      - targets: [{}]\n",
-            targets.join(", ")
-        ));
-    }
-    Ok(config)
 }

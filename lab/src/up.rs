@@ -11,8 +11,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
+use loadlab_supervise::Place;
 
-use crate::placement::Placement;
 use crate::run::say;
 use crate::session::{LabOptions, Session};
 use crate::stack::Stack;
@@ -113,9 +113,10 @@ fn probe(url: &str, namespace: Option<String>) -> String {
     let Some(address) = url.strip_prefix("http://").and_then(|rest| rest.parse().ok()) else {
         return String::new();
     };
-    let placement = Placement { netns: namespace, cpus: None };
+    let place = Place { netns: namespace, ..Place::default() };
     let path = if url.contains(":9090") || url.contains(":9091") { "/-/ready" } else { "/metrics" };
-    match placement.http_status(address, path) {
+    let status = place.within(move || loadlab_supervise::http::status(address, path)).ok().flatten();
+    match status {
         Some(200) => "up".into(),
         Some(code) => format!("answers {code}"),
         None => "not answering".into(),

@@ -9,80 +9,53 @@
 //! The programs come from the workspace build (`cargo test --workspace` builds every
 //! binary before running any test).
 
-mod common;
-
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use common::{get_json, query, spawn, wait_ready};
-use loadlab::ports::free_loopback_port;
-use loadlab::server_process;
+use loadlab::postgres::PostgresOptions;
+use loadlab::topology::Service;
+use loadlab_fixtures::{
+    PrometheusServer, READY_LIMIT, binary, database_with, device_api, free_address, grpc_stress_server, monitoring_dir,
+    node_exporter, postgres_exporter, program, pushgateway,
+};
 
 fn rule_files() -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../monitoring/prometheus/rules").canonicalize().unwrap();
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir).unwrap().map(|entry| entry.unwrap().path()).collect();
-    files.sort();
-    files
+    loadlab::scrape::rule_files(&monitoring_dir()).unwrap()
 }
 
 #[test]
 fn every_rule_evaluates_against_real_data() {
-    let postgres = loadlab::PostgresInstance::start_with(loadlab::postgres::PostgresOptions {
-        settings: vec![("fsync".into(), "off".into())],
-        port: None,
-        ..Default::default()
-    })
-    .unwrap();
-    postgres.create_database("device_api").unwrap();
+    let postgres =
+        database_with(PostgresOptions { settings: vec![("fsync".into(), "off".into())], ..Default::default() });
     let dsn = format!("postgresql://postgres@127.0.0.1:{}/device_api?sslmode=disable", postgres.port());
-    let postgres_exporter = server_process::postgres_exporter(&dsn).unwrap();
-    let node_exporter = server_process::node_exporter().unwrap();
-    let pushgateway = server_process::pushgateway().unwrap();
+    let postgres_exporter = postgres_exporter(&dsn).unwrap();
+    let node_exporter = node_exporter().unwrap();
+    let pushgateway = pushgateway().unwrap();
 
-    let [api, grpc, grpc_metrics, loadgen_metrics] = [(); 4].map(|()| free_loopback_port().unwrap());
-    let at = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
-    let _api = spawn("device-api", &["--listen", &at(api).to_string(), "--database-url", &postgres.url("device_api")]);
-    let _grpc = spawn(
-        "grpc-stress",
-        &[
-            "server",
-            "--listen",
-            &at(grpc).to_string(),
-            "--metrics-listen",
-            &at(grpc_metrics).to_string(),
-            "--max-heap",
-            "400MiB",
-        ],
-    );
-    wait_ready(at(api), "/ready");
-    wait_ready(at(grpc_metrics), "/metrics");
+    let [api, grpc, grpc_metrics, loadgen_metrics] = [(); 4].map(|()| free_address());
+    let (spec, ready) = device_api(&binary("device-api"), api, &postgres.url("device_api"), &[]);
+    let _api = spec.start(&ready, READY_LIMIT).unwrap_or_else(|error| panic!("{error}"));
+    let (spec, ready) = grpc_stress_server(&binary("grpc-stress"), grpc, grpc_metrics, &["--max-heap", "400MiB"]);
+    let _grpc = spec.start(&ready, READY_LIMIT).unwrap_or_else(|error| panic!("{error}"));
 
-    let rules: Vec<String> = rule_files().iter().map(|path| format!("  - {}", path.display())).collect();
-    let target = |job: &str, address: String, extra: &str| {
-        format!("  - job_name: {job}\n    {extra}static_configs:\n      - targets: ['{address}']\n")
-    };
-    let config = format!(
-        "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n{}\nscrape_configs:\n{}{}{}{}{}{}{}",
-        rules.join("\n"),
-        target("prometheus", "{address}".into(), ""),
-        target("device-api", at(api).to_string(), ""),
-        target("grpc-stress", at(grpc_metrics).to_string(), ""),
-        target("loadgen", at(loadgen_metrics).to_string(), ""),
-        target("node", node_exporter.address().to_string(), ""),
-        target("postgres", postgres_exporter.address().to_string(), ""),
-        target("pushgateway", pushgateway.address().to_string(), "honor_labels: true\n    "),
-    );
-    let prometheus = server_process::prometheus(&config).unwrap();
-    let prometheus_at = prometheus.address();
+    // Scraped and evaluated as the lab's Prometheus does (loadlab::scrape).
+    let prometheus = PrometheusServer::start(&[
+        (Service::DeviceApi, api),
+        (Service::GrpcStressMetrics, grpc_metrics),
+        (Service::Loadgen, loadgen_metrics),
+        (Service::NodeExporter, node_exporter.address()),
+        (Service::PostgresExporter, postgres_exporter.address()),
+        (Service::Pushgateway, pushgateway.address()),
+    ])
+    .unwrap();
 
     // A short real load on both services: a breakpoint search (50 → 400 requests/s in 4 s steps), so the breaking point
     // gauge exists and reaches the Pushgateway.
-    let target_url = format!("http://{}", at(api));
-    let listen = at(loadgen_metrics).to_string();
+    let target_url = format!("http://{api}");
+    let listen = loadgen_metrics.to_string();
     let pushgateway_url = pushgateway.url();
     let prometheus_url = prometheus.url();
-    let signals = Path::new(env!("CARGO_MANIFEST_DIR")).join("../monitoring/bottlenecks.toml");
+    let signals = monitoring_dir().join("bottlenecks.toml");
     let out = tempfile::tempdir().unwrap();
     let out_dir = out.path().to_str().unwrap().to_string();
     let signals_path = signals.to_str().unwrap().to_string();
@@ -92,32 +65,21 @@ fn every_rule_evaluates_against_real_data() {
         "--max-rate", "400", "--listen", &listen, "--pushgateway", &pushgateway_url, "--push-interval", "2s",
         "--prometheus", &prometheus_url, "--bottlenecks", &signals_path, "--out", &out_dir,
     ];
-    let mut loadgen = spawn("loadgen", &loadgen_args);
-    let _client = spawn(
-        "grpc-stress",
-        &[
-            "client",
-            "--target",
-            &format!("http://{}", at(grpc)),
-            "--repeat",
-            "--duration",
-            "25s",
-            "--num-calls",
-            "20",
-            "--non-streaming",
-            "--bidi-streaming",
-            "3",
-        ],
-    );
+    let mut loadgen = program(binary("loadgen")).args(loadgen_args).spawn().unwrap();
+    #[rustfmt::skip]
+    let _client = program(binary("grpc-stress")).args([
+        "client", "--target", &format!("http://{grpc}"), "--repeat", "--duration", "25s", "--num-calls", "20",
+        "--non-streaming", "--bidi-streaming", "3",
+    ]).spawn().unwrap();
 
     // Every target up, while the load runs.
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let up = query(prometheus_at, "up");
+        let up = prometheus.query("up");
         let down: Vec<_> = up
             .iter()
-            .filter(|series| series["value"][1] != "1")
-            .map(|series| series["metric"]["job"].clone())
+            .filter(|series| series.samples.last().is_none_or(|(_, value)| *value != 1.0))
+            .map(|series| series.labels.get("job").cloned().unwrap_or_default())
             .collect();
         if up.len() == 7 && down.is_empty() {
             break;
@@ -132,7 +94,7 @@ fn every_rule_evaluates_against_real_data() {
     for file in rule_files() {
         let text = std::fs::read_to_string(&file).unwrap();
         for record in text.lines().filter_map(|line| line.trim().strip_prefix("- record: ")) {
-            if query(prometheus_at, record).is_empty() {
+            if prometheus.query(record).is_empty() {
                 empty.push(record.to_string());
             }
         }
@@ -140,7 +102,8 @@ fn every_rule_evaluates_against_real_data() {
     assert!(empty.is_empty(), "recording rules without data: {empty:?}");
 
     // Every rule evaluates without error.
-    let rules = get_json(prometheus_at, "/api/v1/rules");
+    let rules = loadlab_supervise::http::get(prometheus.address(), "/api/v1/rules").unwrap();
+    let rules: serde_json::Value = serde_json::from_str(&rules.body).unwrap();
     let mut unhealthy = Vec::new();
     for group in rules["data"]["groups"].as_array().unwrap() {
         for rule in group["rules"].as_array().unwrap() {
@@ -163,10 +126,10 @@ fn every_rule_evaluates_against_real_data() {
         "node_pressure_cpu_waiting_seconds_total",
         "node_filefd_allocated",
     ] {
-        assert!(!query(prometheus_at, metric).is_empty(), "{metric} is not exported");
+        assert!(!prometheus.query(metric).is_empty(), "{metric} is not exported");
     }
-    let status = loadgen.0.wait().unwrap();
-    assert!(status.success(), "loadgen: {status}");
+    let status = loadgen.wait_timeout(Duration::from_secs(300)).expect("loadgen ends within 5 minutes");
+    assert!(status.success(), "loadgen: {status}\n{}", loadgen.output());
 
     // Bottleneck analysis read every signal from this Prometheus.
     let summary: serde_json::Value =
@@ -185,7 +148,7 @@ fn every_rule_evaluates_against_real_data() {
     std::thread::sleep(Duration::from_secs(3)); // the final push, scraped
 
     // Every panel query of every dashboard returns series ($__rate_interval as 1m).
-    let dashboards = Path::new(env!("CARGO_MANIFEST_DIR")).join("../monitoring/grafana/dashboards");
+    let dashboards = monitoring_dir().join("grafana/dashboards");
     let mut failures = Vec::new();
     for entry in std::fs::read_dir(dashboards).unwrap() {
         let path = entry.unwrap().path();
@@ -193,7 +156,7 @@ fn every_rule_evaluates_against_real_data() {
         for panel in board["panels"].as_array().unwrap() {
             for target in panel["targets"].as_array().into_iter().flatten() {
                 let expr = target["expr"].as_str().unwrap().replace("$__rate_interval", "1m");
-                if query(prometheus_at, &expr).is_empty() {
+                if prometheus.query(&expr).is_empty() {
                     failures.push(format!("{} / {}: {expr}", board["title"], panel["title"]));
                 }
             }

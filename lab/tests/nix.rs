@@ -10,16 +10,13 @@
 //!   accepted by that program's own argument parser, and every environment variable
 //!   they set is one the program reads.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{binary, repository};
+use loadlab_fixtures::{binary, repository};
 
 fn nix_instantiate() -> Command {
-    let found = std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
-        .any(|dir| dir.join("nix-instantiate").is_file());
+    let found = loadlab_supervise::which("nix-instantiate").is_some();
     assert!(found, "nix-instantiate is missing: scripts/install-deps installs it (Debian package nix-bin)");
     let mut command = Command::new("nix-instantiate");
     command.current_dir(repository());

@@ -8,42 +8,35 @@
 
 mod common;
 
-use std::collections::HashSet;
-use std::io::{BufRead, BufReader};
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use common::{binary, repository};
+use common::{finish, loadlab};
+use loadlab_fixtures::repository;
+use loadlab_supervise::{Ready, Signal, Supervised};
 
 static ONE_LAB_AT_A_TIME: Mutex<()> = Mutex::new(());
 
+/// One lab at a time. This test process is also made a child subreaper, so what a
+/// lab leaves behind is re-parented to it (not to init) and is found among its
+/// descendants, apart from the labs other checkouts' tests run on the same machine.
 fn lock() -> std::sync::MutexGuard<'static, ()> {
+    nix::sys::prctl::set_child_subreaper(true).expect("becoming a child subreaper");
     ONE_LAB_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-fn loadlab() -> Command {
-    let mut command = Command::new(binary("loadlab"));
-    command.current_dir(repository()).env("RUST_LOG", "warn");
-    command
-}
+/// How long a lab run may take before the test gives up on it.
+const RUN_LIMIT: Duration = Duration::from_secs(300);
 
-/// Runs to the end (at most 5 minutes); (exit code, stderr).
-fn finish(mut command: Command) -> (i32, String) {
-    let mut child = command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(300);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("loadlab did not finish within 5 minutes");
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    let output = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    eprintln!("{stderr}");
-    (output.status.code().unwrap_or(-1), stderr)
+/// Fails the test, saying why, unless we are root (network namespaces need it; CI
+/// runs as root).
+fn require_root() {
+    assert!(
+        nix::unistd::Uid::effective().is_root(),
+        "netns isolation needs root (network namespaces): run the tests as root, as CI does, or skip this test"
+    );
 }
 
 /// The lab's server programs, as /proc/<pid>/comm shows them (15 characters).
@@ -58,13 +51,34 @@ const LAB_PROGRAMS: &[&str] = &[
     "loadgen",
 ];
 
-/// Live (not zombie) processes of the lab's programs: (pid, start time, name).
+/// Live (not zombie) processes of the lab's programs that descend from this test
+/// process: (pid, start time, name).
 fn lab_processes() -> HashSet<(u32, u64, String)> {
-    std::fs::read_dir("/proc")
+    let parents: HashMap<u32, u32> = std::fs::read_dir("/proc")
         .unwrap()
         .filter_map(Result::ok)
         .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
         .filter_map(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            // pid (comm) state ppid …: comm may hold spaces, so read after its last ')'.
+            let parent = stat.rsplit_once(')')?.1.split_whitespace().nth(1)?.parse().ok()?;
+            Some((pid, parent))
+        })
+        .collect();
+    let me = std::process::id();
+    let descends = |mut pid: u32| {
+        while let Some(&parent) = parents.get(&pid) {
+            if parent == me {
+                return true;
+            }
+            pid = parent;
+        }
+        false
+    };
+    parents
+        .keys()
+        .filter(|pid| descends(**pid))
+        .filter_map(|&pid| {
             let id = loadlab::state::ProcessId::of(pid)?;
             let name = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?.trim().to_string();
             LAB_PROGRAMS.contains(&name.as_str()).then_some((pid, id.start_time, name))
@@ -72,23 +86,51 @@ fn lab_processes() -> HashSet<(u32, u64, String)> {
         .collect()
 }
 
-/// Nothing the lab started is left: no process that was not there `before`, no lab
-/// namespace, no lab record.
-fn assert_nothing_left(before: &HashSet<(u32, u64, String)>) {
+/// What a test's labs must not leave behind, as it was before they ran.
+struct Before {
+    processes: HashSet<(u32, u64, String)>,
+    namespaces: HashSet<String>,
+    records: HashSet<String>,
+}
+
+impl Before {
+    fn now() -> Self {
+        Self {
+            processes: lab_processes(),
+            namespaces: loadlab::netns::existing().into_iter().collect(),
+            records: loadlab::state::records().into_iter().map(|(record, _)| record.id).collect(),
+        }
+    }
+
+    /// The lab processes started since.
+    fn new_processes(&self) -> Vec<(u32, u64, String)> {
+        lab_processes().difference(&self.processes).cloned().collect()
+    }
+}
+
+/// Nothing the lab started is left: no process (descending from this test) that
+/// was not there before, no new lab namespace, no new record of a lab whose owner is
+/// gone (others' running labs may come and go meanwhile).
+fn assert_nothing_left(before: &Before) {
     // Processes are stopped before loadlab exits; allow the kernel a moment to reap.
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        let left: Vec<_> = lab_processes().difference(before).cloned().collect();
+        let left = before.new_processes();
         if left.is_empty() {
             break;
         }
         assert!(Instant::now() < deadline, "processes left running: {left:?}");
         std::thread::sleep(Duration::from_millis(100));
     }
-    let namespaces = loadlab::netns::existing();
+    let namespaces: Vec<String> =
+        loadlab::netns::existing().into_iter().filter(|name| !before.namespaces.contains(name)).collect();
     assert!(namespaces.is_empty(), "namespaces left: {namespaces:?}");
-    let records = loadlab::state::records();
-    assert!(records.is_empty(), "lab records left: {:?}", records.iter().map(|(r, _)| &r.id).collect::<Vec<_>>());
+    let records: Vec<String> = loadlab::state::records()
+        .into_iter()
+        .filter(|(record, alive)| !alive && !before.records.contains(&record.id))
+        .map(|(record, _)| record.id)
+        .collect();
+    assert!(records.is_empty(), "lab records left: {records:?}");
 }
 
 fn the_run_dir(out: &Path) -> PathBuf {
@@ -143,17 +185,16 @@ fn check_results(run_dir: &Path, engine: &str) {
 /// `storage` is loadlab's --storage (`None`: its default, TimescaleDB where installed).
 fn run_smoke(isolation: &str, storage: Option<&str>) {
     let _lab = lock();
-    let before = lab_processes();
+    let before = Before::now();
     let out = tempfile::tempdir().unwrap();
-    let mut command = loadlab();
-    command.args(["run", "--plan", "smoke", "--isolation", isolation, "--out"]).arg(out.path());
+    let mut spec = loadlab().args(["run", "--plan", "smoke", "--isolation", isolation, "--out"]).arg(out.path());
     if let Some(storage) = storage {
-        command.args(["--storage", storage]);
+        spec = spec.args(["--storage", storage]);
     }
-    let (code, stderr) = finish(command);
-    assert_eq!(code, 0, "loadlab run exited {code}");
-    assert!(stderr.contains("breaking point:"), "no breaking point reported");
-    assert!(stderr.contains("bottleneck:"), "no bottleneck named");
+    let run = finish(spec, RUN_LIMIT);
+    assert_eq!(run.code(), 0, "loadlab run exited {}", run.status);
+    assert!(run.log.contains("breaking point:"), "no breaking point reported");
+    assert!(run.log.contains("bottleneck:"), "no bottleneck named");
     let engine = if storage == Some("native") { "native-partitions" } else { "timescaledb" };
     check_results(&the_run_dir(out.path()), engine);
     assert_nothing_left(&before);
@@ -166,10 +207,7 @@ fn run_in_process_isolation_finds_the_breaking_point_and_leaves_nothing() {
 
 #[test]
 fn run_in_netns_isolation_on_plain_postgresql_finds_the_breaking_point_and_leaves_nothing() {
-    if !nix::unistd::Uid::effective().is_root() {
-        eprintln!("SKIPPED: netns isolation needs root (CI runs as root)");
-        return;
-    }
+    require_root();
     // On plain PostgreSQL, so the lab's other engine runs end to end too.
     run_smoke("netns", Some("native"));
 }
@@ -183,44 +221,50 @@ fn broken_topology(dir: &Path) -> PathBuf {
     path
 }
 
+/// A lab whose device-api exits at start: the error says so with device-api's own
+/// complaint, lab.json records it, and nothing is left.
+fn a_component_that_fails_at_start(isolation: &str) {
+    let _lab = lock();
+    let before = Before::now();
+    let dir = tempfile::tempdir().unwrap();
+    let topology = broken_topology(dir.path());
+    let spec = loadlab()
+        .args(["run", "--isolation", isolation, "--topology"])
+        .arg(&topology)
+        .arg("--out")
+        .arg(dir.path().join("results"));
+    let run = finish(spec, RUN_LIMIT);
+    assert_eq!(run.code(), 1, "{isolation}: a lab that did not come up exits 1");
+    assert!(run.log.contains("device-api exited during start-up"), "{isolation}: {}", run.log);
+    assert!(run.log.contains("no-such-flag"), "{isolation}: the error shows device-api's own complaint");
+    let run_dir = the_run_dir(&dir.path().join("results"));
+    let lab: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run_dir.join("lab.json")).unwrap()).unwrap();
+    assert!(lab["error"].as_str().unwrap().contains("device-api"), "{lab}");
+    assert!(run_dir.join("logs/device-api.log").is_file());
+    assert_nothing_left(&before);
+}
+
 #[test]
 fn a_component_that_fails_at_start_is_reported_and_everything_is_torn_down() {
-    let _lab = lock();
-    let isolations: &[&str] =
-        if nix::unistd::Uid::effective().is_root() { &["process", "netns"] } else { &["process"] };
-    for isolation in isolations {
-        let before = lab_processes();
-        let dir = tempfile::tempdir().unwrap();
-        let topology = broken_topology(dir.path());
-        let mut command = loadlab();
-        command
-            .args(["run", "--isolation", isolation, "--topology"])
-            .arg(&topology)
-            .arg("--out")
-            .arg(dir.path().join("results"));
-        let (code, stderr) = finish(command);
-        assert_eq!(code, 1, "{isolation}: a lab that did not come up exits 1");
-        assert!(stderr.contains("device-api exited during start-up"), "{isolation}: {stderr}");
-        assert!(stderr.contains("no-such-flag"), "{isolation}: the error shows device-api's own complaint");
-        let run_dir = the_run_dir(&dir.path().join("results"));
-        let lab: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(run_dir.join("lab.json")).unwrap()).unwrap();
-        assert!(lab["error"].as_str().unwrap().contains("device-api"), "{lab}");
-        assert!(run_dir.join("logs/device-api.log").is_file());
-        assert_nothing_left(&before);
-    }
+    a_component_that_fails_at_start("process");
+}
+
+#[test]
+fn a_component_that_fails_at_start_in_netns_isolation_is_reported_and_everything_is_torn_down() {
+    require_root();
+    a_component_that_fails_at_start("netns");
 }
 
 #[test]
 fn a_taken_port_is_refused_naming_its_holder() {
     let _lab = lock();
-    let before = lab_processes();
+    let before = Before::now();
     let holder = std::net::TcpListener::bind("127.0.56.102:8080").unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let mut command = loadlab();
-    command.args(["run", "--plan", "smoke", "--out"]).arg(dir.path());
-    let (code, stderr) = finish(command);
-    assert_eq!(code, 1);
+    let run = finish(loadlab().args(["run", "--plan", "smoke", "--out"]).arg(dir.path()), RUN_LIMIT);
+    assert_eq!(run.code(), 1);
+    let stderr = run.log;
     let named = "port 8080 for device-api on 127.0.56.102 is taken";
     assert!(stderr.contains(named), "{stderr}");
     assert!(stderr.contains(&format!("pid {}", std::process::id())), "the holder is named: {stderr}");
@@ -235,75 +279,68 @@ fn bad_topologies_and_plans_are_clear_errors() {
     let bad = dir.path().join("topology.toml");
     let text = std::fs::read_to_string(repository().join("topology.toml")).unwrap();
     std::fs::write(&bad, text.replace("192.168.56.103", "10.1.1.1")).unwrap();
-    let mut command = loadlab();
-    command.arg("run").arg("--topology").arg(&bad).arg("--out").arg(dir.path());
-    let (code, stderr) = finish(command);
-    assert_eq!(code, 2);
-    assert!(stderr.contains("host `db`: address 10.1.1.1 is outside the host-only network"), "{stderr}");
+    let run = finish(loadlab().arg("run").arg("--topology").arg(&bad).arg("--out").arg(dir.path()), RUN_LIMIT);
+    assert_eq!(run.code(), 2, "a bad topology is bad input");
+    assert!(run.log.contains("host `db`: address 10.1.1.1 is outside the host-only network"), "{}", run.log);
 
-    let mut command = loadlab();
-    command.args(["run", "--plan", "nope", "--out"]).arg(dir.path());
-    let (code, stderr) = finish(command);
-    assert_eq!(code, 1);
-    assert!(stderr.contains("no plan `nope`"), "{stderr}");
+    let run = finish(loadlab().args(["run", "--plan", "nope", "--out"]).arg(dir.path()), RUN_LIMIT);
+    assert_eq!(run.code(), 2, "an unknown plan is bad input, as --help says");
+    assert!(run.log.contains("no plan `nope`"), "{}", run.log);
 
     // `loadlab topology` prints what the Nix side must derive too.
-    let output = loadlab().arg("topology").output().unwrap();
-    assert!(output.status.success());
-    let derived: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let topology = finish(loadlab().arg("topology"), RUN_LIMIT);
+    assert!(topology.status.success());
+    let derived: serde_json::Value = serde_json::from_str(&topology.stdout).unwrap();
     assert_eq!(derived["hosts"]["app"]["open_tcp_ports"], serde_json::json!([8080, 9100, 50051, 50052]));
 }
 
 /// Starts `loadlab up`; returns it once it has printed its URLs, and what it printed.
-fn start_up(extra: &[&str]) -> (Child, String) {
-    let mut child = loadlab().arg("up").args(extra).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut printed = String::new();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    for line in lines.by_ref() {
-        let line = line.unwrap();
-        printed.push_str(&line);
-        printed.push('\n');
-        if line.starts_with("Stop with") {
-            break;
-        }
-        assert!(Instant::now() < deadline, "loadlab up did not come up: {printed}");
-    }
-    // Keep draining its output so it never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    (child, printed)
+fn start_up(dir: &Path) -> (Supervised, String) {
+    let stdout = dir.join("up.stdout");
+    let up = loadlab()
+        .arg("up")
+        .stdout_to(&stdout)
+        .start(&Ready::Line("Stop with".into()), Duration::from_secs(120))
+        .unwrap_or_else(|error| panic!("loadlab up did not come up: {error}"));
+    (up, std::fs::read_to_string(&stdout).unwrap())
+}
+
+/// `loadlab status`'s report.
+fn lab_status() -> String {
+    finish(loadlab().arg("status"), RUN_LIMIT).stdout
 }
 
 #[test]
 fn up_status_down_and_a_crashed_lab_is_cleaned_by_the_next_command() {
     let _lab = lock();
-    let before = lab_processes();
+    let before = Before::now();
 
     // up → status shows every URL answering → down stops it.
-    let (mut up, printed) = start_up(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let (mut up, printed) = start_up(dir.path());
     for name in ["device-api", "Prometheus", "Pushgateway", "PostgreSQL", "grafana-server"] {
         assert!(printed.contains(name), "`loadlab up` does not mention {name}:\n{printed}");
     }
-    let status = loadlab().arg("status").output().unwrap();
-    let status = String::from_utf8_lossy(&status.stdout).into_owned();
+    let status = lab_status();
     for name in ["device-api", "Prometheus", "Pushgateway"] {
         let line =
             status.lines().find(|line| line.trim_start().starts_with(name)).unwrap_or_else(|| panic!("{status}"));
         assert!(line.ends_with(" up"), "{name} is not up: {line}");
     }
-    let down = loadlab().arg("down").output().unwrap();
-    assert!(down.status.success(), "{}", String::from_utf8_lossy(&down.stderr));
-    assert!(up.wait().unwrap().success(), "`loadlab up` exits 0 when told to stop");
+    let down = finish(loadlab().arg("down"), RUN_LIMIT);
+    assert!(down.status.success(), "{}", down.log);
+    let stopped = up.wait_timeout(Duration::from_secs(60)).expect("`loadlab up` stops when told to");
+    assert!(stopped.success(), "`loadlab up` exits 0 when told to stop");
     assert_nothing_left(&before);
 
     // A lab whose owner is killed leaves its servers running; the next command cleans up.
-    let (mut up, _) = start_up(&[]);
-    assert!(lab_processes().difference(&before).count() >= 5);
-    up.kill().unwrap();
-    up.wait().unwrap();
-    assert!(lab_processes().difference(&before).count() >= 5, "the servers outlive their killed owner");
-    let status = loadlab().arg("status").output().unwrap();
-    let status = String::from_utf8_lossy(&status.stdout).into_owned();
+    let crashed = tempfile::tempdir().unwrap();
+    let (mut up, _) = start_up(crashed.path());
+    assert!(before.new_processes().len() >= 5);
+    up.signal(Signal::SIGKILL);
+    up.wait();
+    assert!(before.new_processes().len() >= 5, "the servers outlive their killed owner");
+    let status = lab_status();
     assert!(status.contains("cleaned up after a crashed lab"), "{status}");
     assert!(status.contains("no lab is running"), "{status}");
     assert_nothing_left(&before);
@@ -312,25 +349,23 @@ fn up_status_down_and_a_crashed_lab_is_cleaned_by_the_next_command() {
 #[test]
 fn ctrl_c_during_a_run_stops_loadgen_and_tears_down() {
     let _lab = lock();
-    let before = lab_processes();
+    let before = Before::now();
     let out = tempfile::tempdir().unwrap();
-    let mut child = loadlab()
+    let mut run = loadlab()
         .args(["run", "--plan", "default", "--out"])
         .arg(out.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    for line in lines.by_ref() {
-        if line.unwrap().contains("step 1 at") {
-            break;
-        }
-    }
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGINT).unwrap();
-    std::thread::spawn(move || for _ in lines {});
-    let status = child.wait().unwrap();
-    assert_eq!(status.code(), Some(97), "an interrupted run exits with loadgen's aborted code");
+        // A progress line of the first step: interrupted while it runs, whatever it
+        // would have come to.
+        .start(&Ready::Line("] step 1 ".into()), Duration::from_secs(120))
+        .unwrap_or_else(|error| panic!("loadgen never started its first step: {error}"));
+    run.signal(Signal::SIGINT);
+    let status = run.wait_timeout(RUN_LIMIT).expect("loadlab stops after Ctrl-C");
+    assert_eq!(
+        status.code(),
+        Some(i32::from(loadgen::exit::INTERRUPTED)),
+        "an interrupted run exits with loadgen's interrupted code:\n{}",
+        run.output()
+    );
     let run_dir = the_run_dir(out.path());
     let summary: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run_dir.join("summary.json")).unwrap()).unwrap();

@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{binary, repository};
+use loadlab_fixtures::{binary, repository};
 use serde_json::{Value, json};
 
 fn free_port() -> u16 {

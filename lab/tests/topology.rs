@@ -31,12 +31,32 @@ fn flags_are_sorted_bare_for_true_and_repeated_for_lists() {
     assert_eq!(flags(&table), ["--a", "--b", "2", "--d", "x", "--d", "y", "--e", "0.5"]);
 }
 
+/// One refused edit: the built-in topology with `from` replaced by `to` must fail
+/// with `error`, which must read `text`.
+struct Case {
+    from: &'static str,
+    to: &'static str,
+    error: TopologyError,
+    text: &'static str,
+}
+
 #[test]
 fn every_validation_error_names_the_problem() {
-    let cases: Vec<(&str, &str, TopologyError)> = vec![
-        ("name = \"app\"", "name = \"loadgen\"", TopologyError::DuplicateHost("loadgen".into())),
-        ("name = \"app\"", "name = \"App\"", TopologyError::BadHostName("App".into())),
-        (
+    let case = |from, to, error, text| Case { from, to, error, text };
+    let cases = vec![
+        case(
+            "name = \"app\"",
+            "name = \"loadgen\"",
+            TopologyError::DuplicateHost("loadgen".into()),
+            "host name `loadgen` appears more than once",
+        ),
+        case(
+            "name = \"app\"",
+            "name = \"App\"",
+            TopologyError::BadHostName("App".into()),
+            "host name `App`: use 1–20 lowercase letters, digits and dashes, starting with a letter",
+        ),
+        case(
             "192.168.56.102",
             "192.168.56.101",
             TopologyError::DuplicateAddress {
@@ -44,71 +64,116 @@ fn every_validation_error_names_the_problem() {
                 first: "loadgen".into(),
                 second: "app".into(),
             },
+            "address 192.168.56.101 is given to both `loadgen` and `app`",
         ),
-        (
+        case(
             "192.168.56.102",
             "10.0.0.2",
             TopologyError::AddressOutsideNetwork { host: "app".into(), address: "10.0.0.2".parse().unwrap() },
+            "host `app`: address 10.0.0.2 is outside the host-only network 192.168.56.0/24 (usable: .2–.254)",
         ),
-        (
+        case(
             "192.168.56.102",
             "192.168.56.1",
             TopologyError::AddressOutsideNetwork { host: "app".into(), address: "192.168.56.1".parse().unwrap() },
+            "host `app`: address 192.168.56.1 is outside the host-only network 192.168.56.0/24 (usable: .2–.254)",
         ),
-        ("roles = [\"database\"]", "roles = []", TopologyError::MissingRole(Role::Database)),
-        (
+        case(
+            "roles = [\"database\"]",
+            "roles = []",
+            TopologyError::MissingRole(Role::Database),
+            "no host has role `database`; the lab needs exactly one",
+        ),
+        case(
             "roles = [\"monitoring\"]",
             "roles = [\"monitoring\", \"database\"]",
             TopologyError::RoleOnSeveralHosts { role: Role::Database, hosts: vec!["db".into(), "monitor".into()] },
+            "role `database` is given to [\"db\", \"monitor\"]; the lab runs one database",
         ),
-        (
+        case(
             "roles = [\"loadgen\"]",
             "roles = [\"loadgen\", \"loadgen\"]",
             TopologyError::DuplicateRole { host: "loadgen".into(), role: Role::Loadgen },
+            "host `loadgen` lists role `loadgen` twice",
         ),
-        (
+        case(
             "grafana = 3000",
             "grafana = 9090",
             TopologyError::PortClash { port: 9090, first: "prometheus", second: "grafana" },
+            "port 9090 is used by both prometheus and grafana",
         ),
-        ("grafana = 3000", "grafana = 0", TopologyError::ZeroPort { name: "grafana" }),
-        ("vcpus = 1", "vcpus = 0", TopologyError::TooSmall { host: "loadgen".into(), what: "vcpus", least: 1 }),
-        ("scrape_interval = \"1s\"", "scrape_interval = \"often\"", TopologyError::BadInterval("often".into())),
-        (
+        case(
+            "grafana = 3000",
+            "grafana = 0",
+            TopologyError::ZeroPort { name: "grafana" },
+            "port grafana is 0; give a fixed port",
+        ),
+        case(
+            "vcpus = 1",
+            "vcpus = 0",
+            TopologyError::TooSmall { host: "loadgen".into(), what: "vcpus", least: 1 },
+            "host `loadgen`: vcpus must be at least 1",
+        ),
+        case(
+            "scrape_interval = \"1s\"",
+            "scrape_interval = \"often\"",
+            TopologyError::BadInterval("often".into()),
+            "[lab] scrape_interval `often` is not a duration (e.g. \"5s\")",
+        ),
+        case(
             "default_plan = \"default\"",
             "default_plan = \"nope\"",
             TopologyError::UnknownDefaultPlan(
                 "nope".into(),
                 vec!["default".into(), "devices".into(), "grpc".into(), "smoke".into()],
             ),
+            "[lab] default_plan `nope` is not one of the plans: [\"default\", \"devices\", \"grpc\", \"smoke\"]",
         ),
-        (
+        case(
             "target = \"grpc-stress\"",
             "target = \"database\"",
             TopologyError::BadPlanTarget { plan: "grpc".into(), target: Role::Database },
+            "plan `grpc`: target `database` is not a role that serves load (device-api or grpc-stress)",
         ),
-        (
+        case(
             "devices = 200",
             "devices = 200\nprometheus = \"http://elsewhere\"",
             TopologyError::ReservedOption { plan: "default".into(), option: "prometheus".into() },
+            "plan `default`: option `prometheus` is set by the lab itself; remove it",
         ),
-        (
+        case(
             "pool-size = 16",
             "pool-size = { min = 1 }",
             TopologyError::BadFlagValue { table: "[settings.device-api]".into(), key: "pool-size".into() },
+            "[settings.device-api]: `pool-size` must be a string, number, boolean or a list of those",
         ),
-        ("[settings.grpc-stress]", "[settings.grafana]", TopologyError::UnknownSettings("grafana".into())),
+        case(
+            "[settings.grpc-stress]",
+            "[settings.grafana]",
+            TopologyError::UnknownSettings("grafana".into()),
+            "[settings.grafana] is not a program the lab runs (device-api, grpc-stress)",
+        ),
+        // grpc-stress may be absent, but then no plan may target it.
+        case(
+            "roles = [\"device-api\", \"grpc-stress\"]",
+            "roles = [\"device-api\"]",
+            TopologyError::PlanTargetMissing { plan: "grpc".into(), target: Role::GrpcStress },
+            "plan `grpc`: its target `grpc-stress` has no host",
+        ),
     ];
-    for (from, to, expected) in cases {
-        assert_eq!(edited(from, to).unwrap_err(), expected, "editing `{from}` to `{to}`");
-        assert!(!expected.to_string().is_empty());
+    for Case { from, to, error, text } in cases {
+        let refused = edited(from, to).unwrap_err();
+        assert_eq!(refused, error, "editing `{from}` to `{to}`");
+        assert_eq!(refused.to_string(), text, "the message for editing `{from}` to `{to}`");
     }
-    // grpc-stress may be absent, but then no plan may target it.
-    let without_grpc = edited("roles = [\"device-api\", \"grpc-stress\"]", "roles = [\"device-api\"]");
-    assert_eq!(
-        without_grpc.unwrap_err(),
-        TopologyError::PlanTargetMissing { plan: "grpc".into(), target: Role::GrpcStress }
-    );
+}
+
+#[test]
+fn every_option_the_lab_sets_is_refused_in_a_plan() {
+    for option in loadgen::launch::LAB_SET {
+        let refused = edited("devices = 200", &format!("devices = 200\n{option} = \"x\"")).unwrap_err();
+        assert_eq!(refused, TopologyError::ReservedOption { plan: "default".into(), option: option.into() });
+    }
 }
 
 #[test]

@@ -11,12 +11,12 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use common::{LOADGEN, free_port, summary};
+use common::{LOADGEN, summary};
+use loadlab_supervise::{Ready, Stop, Supervised};
 
 #[derive(Parser)]
 struct Options {
@@ -67,39 +67,35 @@ fn main() {
     for count in [1usize, 2, 4] {
         first_seen.lock().unwrap().clear();
         let sources: Vec<String> = (0..count).map(|i| format!("127.0.3.{}", i + 1)).collect();
-        let mut agents: Vec<(Child, String)> = sources
+        let agents: Vec<(Supervised, String)> = sources
             .iter()
             .map(|source| {
-                let port = free_port();
-                let child = Command::new(LOADGEN)
-                    .args(["agent", "--listen", &format!("127.0.0.1:{port}"), "--metrics-listen", "none"])
+                let address = loadlab_fixtures::free_address();
+                let agent = loadlab_fixtures::program(LOADGEN)
+                    .name("loadgen agent")
+                    .args(["agent", "--listen", &address.to_string(), "--metrics-listen", "none"])
                     .args(["--source-address", source, "--token-file", token.to_str().unwrap()])
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .spawn()
-                    .unwrap();
-                while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-                (child, format!("http://127.0.0.1:{port}"))
+                    .stop(Stop::kill())
+                    .start(&Ready::Tcp(address), loadlab_fixtures::READY_LIMIT)
+                    .unwrap_or_else(|error| panic!("{error}"));
+                (agent, format!("http://{address}"))
             })
             .collect();
         let out = tempfile::tempdir().unwrap();
         let urls: Vec<&str> = agents.iter().map(|(_, url)| url.as_str()).collect();
         let started = Instant::now();
-        let mut controller = Command::new(LOADGEN)
+        let mut controller = loadlab_fixtures::program(LOADGEN)
+            .name("loadgen controller")
             .args(["run", "--scenario", "http", "--target", &url, "--rate", &options.rate.to_string()])
             .args(["--duration", &format!("{}s", options.seconds), "--listen", "none"])
             .args(["--agents", &urls.join(","), "--agent-token-file", token.to_str().unwrap()])
             .args(["--out", out.path().to_str().unwrap()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
             .spawn()
-            .unwrap();
+            .unwrap_or_else(|error| panic!("{error}"));
         // Sample the controller's CPU time just before it exits.
         let mut cpu = 0.0;
-        while controller.try_wait().unwrap().is_none() {
-            cpu = cpu_seconds(controller.id());
+        while controller.try_wait().is_none() {
+            cpu = cpu_seconds(controller.pid());
             std::thread::sleep(Duration::from_millis(100));
         }
         let wall = started.elapsed().as_secs_f64();
@@ -128,9 +124,6 @@ fn main() {
             cpu / wall * 100.0,
             skew.map_or("–".into(), |skew| format!("{:.2} ms", skew.as_secs_f64() * 1000.0)),
         );
-        for (child, _) in &mut agents {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        drop(agents); // each agent is stopped when dropped
     }
 }

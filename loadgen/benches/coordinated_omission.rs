@@ -14,8 +14,7 @@ use std::time::{Duration, SystemTime};
 
 use clap::Parser;
 use common::{LOADGEN, start_target, summary};
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
+use loadlab_supervise::{Signal, Stop};
 
 #[derive(Parser)]
 struct Options {
@@ -33,27 +32,23 @@ struct Options {
 /// summary and the pause window in seconds since loadgen's start.
 fn paused_run(options: &Options, args: &[&str]) -> (serde_json::Value, f64, f64) {
     let (mut target, url) = start_target(None);
-    let target_pid = Pid::from_raw(target.id() as i32);
     let out = tempfile::tempdir().unwrap();
-    let mut loadgen = std::process::Command::new(LOADGEN)
+    let mut loadgen = loadlab_fixtures::program(LOADGEN)
         .args(["run", "--scenario", "http", "--target", &url])
         .args(args)
         .args(["--duration", &format!("{}s", options.seconds), "--max-in-flight", "100000", "--timeout", "30s"])
         .args(["--listen", "none", "--out", out.path().to_str().unwrap()])
-        .stderr(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
         .spawn()
         .expect("loadgen runs");
     std::thread::sleep(Duration::from_secs_f64(options.seconds as f64 / 2.0 - options.pause / 2.0 + 0.3));
     let paused_at = SystemTime::now();
-    kill(target_pid, Signal::SIGSTOP).unwrap();
+    assert!(target.signal(Signal::SIGSTOP), "the target runs");
     std::thread::sleep(Duration::from_secs_f64(options.pause));
-    kill(target_pid, Signal::SIGCONT).unwrap();
+    target.signal(Signal::SIGCONT);
     let resumed_at = SystemTime::now();
-    let status = loadgen.wait().unwrap();
-    let _ = target.kill();
-    let _ = target.wait();
-    assert!(status.success(), "loadgen: {status}");
+    let status = loadgen.wait();
+    target.stop_with(Stop::kill());
+    assert!(status.success(), "loadgen: {status}\n{}", loadgen.output());
     let report = summary(out.path());
     let started: SystemTime =
         chrono::DateTime::parse_from_rfc3339(report["started_at"].as_str().unwrap()).unwrap().into();

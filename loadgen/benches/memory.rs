@@ -12,11 +12,13 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use loadlab_supervise::{Spec, Supervised};
+
 use clap::Parser;
-use common::{LOADGEN, free_port, rss_bytes, summary};
+use common::{LOADGEN, rss_bytes, summary};
+use loadlab_supervise::ports::free_loopback_port;
 
 #[derive(Parser)]
 struct Options {
@@ -49,34 +51,54 @@ struct Measured {
     completed: u64,
 }
 
+/// `program` with `args`, its open-file limit raised to the hard limit first.
+fn with_all_open_files(program: &std::path::Path, args: &[&str]) -> Spec {
+    loadlab_fixtures::program("sh")
+        .args(["-c", "ulimit -n \"$(ulimit -Hn)\"; exec \"$@\"", "sh"])
+        .arg(program)
+        .args(args)
+        .stop(loadlab_supervise::Stop::kill())
+}
+
 /// Runs `devices` devices for two periods and a bit; samples both RSS at the end.
-fn measure(target: &str, api: &Child, devices: usize, period: Duration) -> Measured {
+fn measure(target: &str, api: &Supervised, devices: usize, period: Duration) -> Measured {
     let out = tempfile::tempdir().unwrap();
     let length = period * 2 + Duration::from_secs(5);
     // One source address per 20,000 connections: one address has ~28,000 ports.
     let sources: Vec<String> = (0..devices.div_ceil(20_000)).map(|i| format!("127.0.9.{}", i + 1)).collect();
     let seconds = |duration: Duration| format!("{}ms", duration.as_millis());
-    let mut command = Command::new("sh");
-    command
-        .arg("-c")
-        .arg("ulimit -n \"$(ulimit -Hn)\"; exec \"$@\"")
-        .arg("sh")
-        .arg(LOADGEN)
-        .args(["run", "--target", target, "--devices", &devices.to_string()])
-        .args(["--command-every", &seconds(period), "--measurement-every", &seconds(period)])
-        .args(["--duration", &seconds(length), "--listen", "none", "--timeout", "30s"])
-        .args(["--source-address", &sources.join(",")])
-        .args(["--out", out.path().to_str().unwrap()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    let mut child = command.spawn().expect("loadgen runs");
+    let devices_text = devices.to_string();
+    let (command_every, length_text) = (seconds(period), seconds(length));
+    let sources = sources.join(",");
+    let args = [
+        "run",
+        "--target",
+        target,
+        "--devices",
+        &devices_text,
+        "--command-every",
+        &command_every,
+        "--measurement-every",
+        &command_every,
+        "--duration",
+        &length_text,
+        "--listen",
+        "none",
+        "--timeout",
+        "30s",
+        "--source-address",
+        &sources,
+        "--out",
+        out.path().to_str().unwrap(),
+    ];
+    let mut child = with_all_open_files(std::path::Path::new(LOADGEN), &args).spawn().expect("loadgen runs");
     let started = Instant::now();
     let (mut loadgen_rss, mut api_rss) = (0, 0);
-    while child.try_wait().unwrap().is_none() {
+    while child.try_wait().is_none() {
         // Near the end every device has connected and gone idle again.
         if started.elapsed() > length.saturating_sub(Duration::from_secs(2)) && loadgen_rss == 0 {
-            loadgen_rss = rss_bytes(child.id()).unwrap_or(0);
-            api_rss = rss_bytes(api.id()).unwrap_or(0);
+            loadgen_rss = rss_bytes(child.pid()).unwrap_or(0);
+            api_rss = rss_bytes(api.pid()).unwrap_or(0);
         }
         std::thread::sleep(Duration::from_millis(200));
     }
@@ -106,38 +128,34 @@ fn main() {
         eprintln!("{} is missing: cargo build --release -p device-api first", device_api.display());
         std::process::exit(2);
     }
-    let postgres = loadlab::PostgresInstance::start_with(loadlab::postgres::PostgresOptions {
+    let postgres = loadlab_fixtures::database_with(loadlab::postgres::PostgresOptions {
         settings: vec![("fsync".into(), "off".into())],
-        port: None,
         ..Default::default()
-    })
-    .expect("private PostgreSQL");
-    postgres.create_database("device_api").unwrap();
-    let port = free_port();
+    });
+    let port = free_loopback_port().expect("a free port");
     let target = format!("http://127.0.0.1:{port}");
-    let mut api = Command::new("sh")
-        .arg("-c")
-        .arg("ulimit -n \"$(ulimit -Hn)\"; exec \"$@\"")
-        .arg("sh")
-        .arg(&device_api)
-        .args(["--listen", &format!("127.0.0.1:{port}"), "--database-url", &postgres.url("device_api")])
-        .args(["--max-connections", &(devices + 100).to_string(), "--keep-alive-timeout", "300s"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("device-api starts");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "device-api never listened");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let address = format!("127.0.0.1:{port}");
+    let limit_text = (devices + 100).to_string();
+    let database = postgres.url("device_api");
+    let args = [
+        "--listen",
+        &address,
+        "--database-url",
+        &database,
+        "--max-connections",
+        &limit_text,
+        "--keep-alive-timeout",
+        "300s",
+    ];
+    let ready = loadlab_supervise::Ready::http(address.parse().unwrap(), "/ready");
+    let mut api = with_all_open_files(&device_api, &args).spawn().expect("device-api starts");
+    api.wait_ready(&ready, loadlab_fixtures::READY_LIMIT).unwrap_or_else(|error| panic!("{error}"));
     std::thread::sleep(Duration::from_secs(2));
 
     let few = 100;
     let small = measure(&target, &api, few, options.period);
     let large = measure(&target, &api, devices, options.period);
-    let _ = api.kill();
-    let _ = api.wait();
+    api.stop_with(loadlab_supervise::Stop::kill());
     let per_device = |small: u64, large: u64| large.saturating_sub(small) as f64 / (devices - few) as f64 / 1024.0;
     let mib = |bytes: u64| bytes as f64 / 1048576.0;
     println!(

@@ -7,9 +7,6 @@
 
 mod common;
 
-#[path = "../tests/common/nginx.rs"]
-mod nginx;
-
 use clap::Parser;
 use common::{LOADGEN, pinned, require, summary};
 
@@ -58,7 +55,7 @@ fn main() {
     let options = Options::parse();
     require("wrk", "wrk");
     require("taskset", "util-linux");
-    let nginx = nginx::Nginx::start_on(Some(0));
+    let nginx = loadlab_fixtures::Nginx::start_on(Some(0));
     let url = format!("{}/", nginx.http);
     let (mut best_wrk, mut best_loadgen, mut errors) = (0.0f64, 0.0f64, 0);
     for round in 1..=options.rounds {

@@ -18,6 +18,7 @@ pub mod controller;
 pub mod exit;
 pub mod export;
 pub mod http;
+pub mod launch;
 pub mod meter;
 pub mod metrics;
 pub mod outcome;

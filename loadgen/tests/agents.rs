@@ -7,60 +7,45 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
+
+use loadlab_supervise::{Ready, Stop, Supervised};
 
 use base64::Engine as _;
 use common::{LimitedServer, run_loadgen};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_loadgen");
 
-/// A `loadgen agent` process on a free port, killed when dropped.
+/// A `loadgen agent` process on a free port, stopped when dropped.
 struct Agent {
-    child: Child,
+    process: Supervised,
     url: String,
 }
 
 impl Agent {
     fn start(token: &std::path::Path, source: Option<&str>) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let mut command = Command::new(BINARY);
-        command
-            .args(["agent", "--listen", &format!("127.0.0.1:{port}"), "--metrics-listen", "none", "--token-file"])
+        let address = loadlab_fixtures::free_address();
+        let mut spec = loadlab_fixtures::program(BINARY)
+            .name("loadgen agent")
+            .args(["agent", "--listen", &address.to_string(), "--metrics-listen", "none", "--token-file"])
             .arg(token)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
+            .stop(Stop::kill());
         if let Some(source) = source {
-            command.args(["--source-address", source]);
+            spec = spec.args(["--source-address", source]);
         }
-        let child = command.spawn().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "the agent never listened on {port}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Self { child, url: format!("http://127.0.0.1:{port}") }
+        let process = spec.start(&Ready::Tcp(address), loadlab_fixtures::READY_LIMIT).unwrap_or_else(|e| panic!("{e}"));
+        Self { process, url: format!("http://{address}") }
     }
 
     fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.process.stop_with(Stop::kill());
     }
 
     /// SIGSTOP: the agent stays connected and says nothing, as if cut off.
-    fn freeze(&self) {
-        signal(&self.child, nix::sys::signal::Signal::SIGSTOP);
-    }
-}
-
-fn signal(child: &Child, signal: nix::sys::signal::Signal) {
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), signal).unwrap();
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        self.kill();
+    fn freeze(&mut self) {
+        self.process.signal(nix::sys::signal::Signal::SIGSTOP);
     }
 }
 
@@ -239,7 +224,7 @@ async fn with_continue_the_agents_left_deliver_the_whole_schedule() {
     let mut agents: Vec<Agent> = (0..3).map(|_| Agent::start(&token, None)).collect();
     let all = urls(&agents);
     // Cut off rather than killed: its connection stays open, only the heartbeats tell.
-    let victim = agents.pop().unwrap();
+    let mut victim = agents.pop().unwrap();
     let killer = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(2000));
         victim.freeze();
@@ -283,37 +268,36 @@ async fn an_agent_serves_one_controller_and_stops_when_it_dies() {
     let server = LimitedServer::start(64, Duration::from_millis(1)).await;
     let agent = Agent::start(&token, None);
     let controller = |duration: &str| {
-        Command::new(BINARY)
+        loadlab_fixtures::program(BINARY)
+            .name("loadgen controller")
             .args(["run", "--scenario", "http", "--target", &server.url, "--rate", "50", "--duration", duration])
             .args(["--listen", "none", "--agents", &agent.url, "--agent-token-file", token.to_str().unwrap()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
+            .stop(Stop::kill())
             .spawn()
-            .unwrap()
+            .unwrap_or_else(|error| panic!("{error}"))
+    };
+    let ended = |mut process: Supervised| {
+        let status = process.wait_timeout(Duration::from_secs(30)).expect("the controller ends");
+        (status.code(), process.output())
     };
     let mut first = controller("60s");
     std::thread::sleep(Duration::from_secs(2));
     assert!(server.served.load(Ordering::Relaxed) > 0, "the first controller's load arrives");
     // A second controller is refused while the agent is busy.
-    let second = controller("1s").wait_with_output().unwrap();
-    assert_eq!(second.status.code(), Some(97));
-    assert!(
-        String::from_utf8_lossy(&second.stderr).contains("busy with"),
-        "{}",
-        String::from_utf8_lossy(&second.stderr)
-    );
+    let (code, said) = ended(controller("1s"));
+    assert_eq!(code, Some(97));
+    assert!(said.contains("busy with"), "{said}");
     // The first controller goes silent (frozen: its connection stays open, so only the
     // missing heartbeats tell): within the heartbeat timeout (2 s) the agent stops.
-    signal(&first, nix::sys::signal::Signal::SIGSTOP);
+    first.signal(nix::sys::signal::Signal::SIGSTOP);
     std::thread::sleep(Duration::from_secs(4));
     let after = server.served.load(Ordering::Relaxed);
     std::thread::sleep(Duration::from_secs(1));
     assert_eq!(server.served.load(Ordering::Relaxed), after, "the agent still sends with no controller");
-    first.kill().unwrap();
-    first.wait().unwrap();
+    first.stop_with(Stop::kill());
     // …and it is free for the next one.
-    let third = controller("1s").wait_with_output().unwrap();
-    assert_eq!(third.status.code(), Some(0), "{}", String::from_utf8_lossy(&third.stderr));
+    let (code, said) = ended(controller("1s"));
+    assert_eq!(code, Some(0), "{said}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

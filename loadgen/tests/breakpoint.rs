@@ -50,7 +50,7 @@ async fn finds_a_known_capacity_within_the_step_resolution() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dying_target_is_counted_errors_not_a_crash() {
     // Nothing listens on this port.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = loadlab_supervise::ports::free_loopback_port().unwrap();
     let target = format!("http://127.0.0.1:{port}/");
     let (report, code) = run_loadgen(&[
         "run",

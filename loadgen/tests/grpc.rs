@@ -83,7 +83,7 @@ async fn chat_counts_every_delivery() {
 
 #[test]
 fn chat_with_no_server_is_an_aborted_run() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = loadlab_supervise::ports::free_loopback_port().unwrap();
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_loadgen"))
         .args(["chat", "--target", &format!("http://127.0.0.1:{port}"), "--duration", "1s", "--send-interval", "100ms"])
         .output()

@@ -6,8 +6,8 @@
 
 mod common;
 
-use common::nginx::{DEVICE_ID, Nginx};
 use common::{outcomes, run_loadgen};
+use loadlab_fixtures::{DEVICE_ID, Nginx};
 
 fn port(url: &str) -> &str {
     url.rsplit(':').next().unwrap()

@@ -11,7 +11,7 @@ use common::{LimitedServer, run_loadgen};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn results_reach_the_pushgateway() {
     let pushgateway =
-        loadlab::server_process::pushgateway().expect("a private Pushgateway (scripts/install-deps installs it)");
+        loadlab_fixtures::pushgateway().expect("a private Pushgateway (scripts/install-deps installs it)");
     let server = LimitedServer::start(4, Duration::from_millis(20)).await;
     let (report, code) = run_loadgen(&[
         "breakpoint",
@@ -59,7 +59,7 @@ async fn results_reach_the_pushgateway() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_pushgateway_is_only_a_warning() {
     let server = LimitedServer::start(4, Duration::from_millis(1)).await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = loadlab_supervise::ports::free_loopback_port().unwrap();
     let (report, code) = run_loadgen(&[
         "run",
         "--scenario",

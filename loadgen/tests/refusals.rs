@@ -17,7 +17,7 @@ fn words(head: &[&str], extra: &[&str]) -> Vec<String> {
 
 /// A port nothing listens on.
 fn closed_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    loadlab_supervise::ports::free_loopback_port().unwrap()
 }
 
 fn assert_refused<S: AsRef<std::ffi::OsStr> + std::fmt::Debug>(args: &[S], named: &str) {

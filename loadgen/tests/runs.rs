@@ -9,19 +9,19 @@ use common::{LimitedServer, run_loadgen};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn devices_scenario_against_device_api() {
-    let postgres = loadlab::PostgresInstance::start().unwrap();
-    postgres.create_database("device_api").unwrap();
+    let postgres = loadlab_fixtures::database();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let target = format!("http://{}", listener.local_addr().unwrap());
+    let listener_address = listener.local_addr().unwrap();
+    let target = format!("http://{listener_address}");
     let stop = tokio_util::sync::CancellationToken::new();
     let signal = stop.clone();
     let config = device_api::Config::for_database(postgres.url("device_api"));
     let server = tokio::spawn(device_api::run(config, listener, async move { signal.cancelled().await }));
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while !reqwest_free_ready(&target).await {
-        assert!(tokio::time::Instant::now() < deadline, "device-api at {target} never answered /ready with 200");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let ready = loadlab_supervise::Ready::http(listener_address, "/ready");
+    ready
+        .wait_async("the in-process device-api", loadlab_fixtures::READY_LIMIT)
+        .await
+        .unwrap_or_else(|error| panic!("{error}"));
     let out = tempfile::tempdir().unwrap();
     let (report, code) = run_loadgen(&[
         "run",
@@ -89,16 +89,6 @@ async fn devices_scenario_against_device_api() {
     assert!(csv.lines().count() >= 3, "{csv}");
     stop.cancel();
     server.await.unwrap().unwrap();
-}
-
-async fn reqwest_free_ready(base: &str) -> bool {
-    let Ok(mut stream) = tokio::net::TcpStream::connect(base.trim_start_matches("http://")).await else { return false };
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    if stream.write_all(b"GET /ready HTTP/1.0\r\n\r\n").await.is_err() {
-        return false;
-    }
-    let mut head = [0u8; 12];
-    stream.read_exact(&mut head).await.is_ok() && &head[9..12] == b"200"
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

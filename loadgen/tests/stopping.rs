@@ -5,41 +5,31 @@
 
 mod common;
 
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::ExitStatus;
+use std::time::Duration;
 
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
+use loadlab_fixtures::{Nginx, program};
+use loadlab_supervise::{Signal, Supervised};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_loadgen");
 
-fn signal(child: &Child, signal: Signal) {
-    kill(Pid::from_raw(child.id() as i32), signal).unwrap();
+/// How a run ended: its status and what it said.
+struct Output {
+    status: ExitStatus,
+    stderr: String,
 }
 
-/// Waits for `child` at most `limit` (a liveness bound, far above what is expected),
-/// killing it and failing if it is still running.
-fn finish(mut child: Child, limit: Duration) -> Output {
-    let deadline = Instant::now() + limit;
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let output = child.wait_with_output().unwrap();
-            panic!("loadgen still ran after {limit:?}: {}", String::from_utf8_lossy(&output.stderr));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.wait_with_output().unwrap()
+/// Waits for `loadgen` at most `limit` (a liveness bound, far above what is expected),
+/// failing the test (and killing it) if it is still running.
+fn finish(mut loadgen: Supervised, limit: Duration) -> Output {
+    let Some(status) = loadgen.wait_timeout(limit) else {
+        panic!("loadgen still ran after {limit:?}: {}", loadgen.output());
+    };
+    Output { status, stderr: loadgen.output() }
 }
 
-fn spawn(args: &[&str]) -> Child {
-    Command::new(BINARY)
-        .args(args)
-        .args(["--listen", "none"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
+fn spawn(args: &[&str]) -> Supervised {
+    program(BINARY).args(args).args(["--listen", "none"]).spawn().unwrap()
 }
 
 fn summary(dir: &std::path::Path) -> serde_json::Value {
@@ -48,9 +38,9 @@ fn summary(dir: &std::path::Path) -> serde_json::Value {
 
 #[test]
 fn sigint_ends_the_run_writes_the_report_and_rates_cover_the_time_that_ran() {
-    let nginx = common::nginx::Nginx::start();
+    let nginx = Nginx::start();
     let out = tempfile::tempdir().unwrap();
-    let child = spawn(
+    let mut child = spawn(
         &["run", "--scenario", "http", "--target", &nginx.http, "--rate", "20", "--duration", "60s"]
             .iter()
             .copied()
@@ -58,7 +48,7 @@ fn sigint_ends_the_run_writes_the_report_and_rates_cover_the_time_that_ran() {
             .collect::<Vec<_>>(),
     );
     std::thread::sleep(Duration::from_secs(3));
-    signal(&child, Signal::SIGINT);
+    child.signal(Signal::SIGINT);
     let output = finish(child, Duration::from_secs(20));
     assert_eq!(output.status.code(), Some(97), "interrupted runs exit with the interrupted code");
     let summary = summary(out.path());
@@ -77,7 +67,7 @@ fn sigterm_ends_a_run_whose_requests_never_end() {
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let target = format!("http://{}/", silent.local_addr().unwrap());
     let out = tempfile::tempdir().unwrap();
-    let child = spawn(&[
+    let mut child = spawn(&[
         "run",
         "--scenario",
         "http",
@@ -93,9 +83,9 @@ fn sigterm_ends_a_run_whose_requests_never_end() {
         out.path().to_str().unwrap(),
     ]);
     std::thread::sleep(Duration::from_secs(2));
-    signal(&child, Signal::SIGTERM);
+    child.signal(Signal::SIGTERM);
     let output = finish(child, Duration::from_secs(20));
-    assert_eq!(output.status.code(), Some(97), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(output.status.code(), Some(97), "{}", output.stderr);
     let summary = summary(out.path());
     let requests = summary["steps"][0]["requests"].as_array().unwrap();
     assert!(requests.iter().all(|row| row["outcome"] == "unfinished"), "{requests:?}");
@@ -107,7 +97,7 @@ fn a_second_signal_exits_at_once() {
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let target = format!("http://{}/", silent.local_addr().unwrap());
     // With a minute of grace the first signal alone would wait half a minute for answers.
-    let child = spawn(
+    let mut child = spawn(
         &["run", "--scenario", "http", "--target", &target, "--rate", "50", "--duration", "1h"]
             .iter()
             .copied()
@@ -115,22 +105,22 @@ fn a_second_signal_exits_at_once() {
             .collect::<Vec<_>>(),
     );
     std::thread::sleep(Duration::from_secs(1));
-    signal(&child, Signal::SIGTERM);
+    child.signal(Signal::SIGTERM);
     std::thread::sleep(Duration::from_millis(300));
-    signal(&child, Signal::SIGTERM);
+    child.signal(Signal::SIGTERM);
     let output = finish(child, Duration::from_secs(10));
     assert_eq!(output.status.code(), Some(97));
-    assert!(String::from_utf8_lossy(&output.stderr).contains("second signal"));
+    assert!(output.stderr.contains("second signal"));
 }
 
 #[test]
 fn the_grace_period_ends_whatever_is_still_running() {
     // The final push goes to a Pushgateway that never answers (it may take 2 s); a
     // grace period of 1 s ends the process first.
-    let nginx = common::nginx::Nginx::start();
+    let nginx = Nginx::start();
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let pushgateway = format!("http://{}", silent.local_addr().unwrap());
-    let child = spawn(
+    let mut child = spawn(
         &["run", "--scenario", "http", "--target", &nginx.http, "--rate", "20", "--duration", "1h"]
             .iter()
             .copied()
@@ -138,21 +128,21 @@ fn the_grace_period_ends_whatever_is_still_running() {
             .collect::<Vec<_>>(),
     );
     std::thread::sleep(Duration::from_secs(1));
-    signal(&child, Signal::SIGTERM);
+    child.signal(Signal::SIGTERM);
     let output = finish(child, Duration::from_secs(10));
     assert_eq!(output.status.code(), Some(97));
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = &output.stderr;
     assert!(stderr.contains("grace period is over"), "{stderr}");
 }
 
 #[test]
 fn an_unreachable_device_api_aborts_with_a_clear_error() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = loadlab_supervise::ports::free_loopback_port().unwrap();
     let output = finish(
         spawn(&["run", "--target", &format!("http://127.0.0.1:{port}"), "--rate", "10", "--duration", "1s"]),
         Duration::from_secs(20),
     );
     assert_eq!(output.status.code(), Some(97));
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = &output.stderr;
     assert!(stderr.contains("login") && stderr.contains("connect_refused"), "{stderr}");
 }

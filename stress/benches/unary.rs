@@ -38,22 +38,14 @@ fn request_frame() -> Vec<u8> {
 
 fn main() {
     let options = Options::parse();
-    let Ok(h2load) = which("h2load") else {
+    let Some(h2load) = loadlab_supervise::which("h2load") else {
         eprintln!("h2load not found: install it (Debian/Ubuntu: apt-get install nghttp2-client) and run again");
         std::process::exit(2);
     };
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let mut server = Command::new(BINARY)
-        .args(["server", "--listen", &format!("127.0.0.1:{port}"), "--metrics-listen", "none"])
-        .env("RUST_LOG", "warn")
-        .spawn()
-        .expect("server starts");
-    for _ in 0..200 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(25));
-    }
+    let (listen, metrics) = (loadlab_fixtures::free_address(), loadlab_fixtures::free_address());
+    let (spec, ready) = loadlab_fixtures::grpc_stress_server(std::path::Path::new(BINARY), listen, metrics, &[]);
+    let mut server = spec.start(&ready, loadlab_fixtures::READY_LIMIT).unwrap_or_else(|error| panic!("{error}"));
+    let port = listen.port();
 
     let per_connection = options.calls / options.connections;
     let total = per_connection * options.connections;
@@ -80,8 +72,7 @@ fn main() {
         .output()
         .expect("h2load runs");
     let _ = std::fs::remove_file(&body);
-    let _ = server.kill();
-    let _ = server.wait();
+    server.stop();
     let text = String::from_utf8_lossy(&h2load_output.stdout);
     // "finished in 3.21s, 62305.85 req/s, …" and "requests: N total, N started, N done, N succeeded, …"
     let h2load_rate: f64 = text
@@ -98,11 +89,4 @@ fn main() {
     println!("grpc-stress client   {client_rate:>10.0} calls/s  ({client_ok} OK in {client_seconds:.2} s)");
     println!("h2load               {h2load_rate:>10.0} calls/s  ({succeeded})");
     println!("ratio client/h2load  {:>10.3}   (target ≥ 0.8)", client_rate / h2load_rate);
-}
-
-fn which(program: &str) -> Result<std::path::PathBuf, ()> {
-    std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
-        .map(|dir| dir.join(program))
-        .find(|path| path.is_file())
-        .ok_or(())
 }

@@ -88,20 +88,14 @@ fn usage_error(error: &dyn std::fmt::Display) -> ExitCode {
     ExitCode::from(2)
 }
 
-/// Cancelled on SIGINT or SIGTERM. The handlers are installed before this returns
-/// (not when a task first runs), so a signal that arrives right after, while the
-/// driver is starting children, is never the default action that would orphan them.
+/// Cancelled on SIGINT or SIGTERM (handlers installed before this returns: see
+/// [`loadlab_telemetry::shutdown_signal`]).
 fn stop_on_signal() -> CancellationToken {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut interrupt = signal(SignalKind::interrupt()).expect("installing a SIGINT handler");
-    let mut terminate = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
+    let signal = loadlab_telemetry::shutdown_signal();
     let stop = CancellationToken::new();
     let on_signal = stop.clone();
     tokio::spawn(async move {
-        tokio::select! {
-            _ = interrupt.recv() => {}
-            _ = terminate.recv() => {}
-        }
+        signal.await;
         on_signal.cancel();
     });
     stop

@@ -6,10 +6,11 @@
 //! temporary directory.
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
 
-use tokio::process::{Child, Command};
+use loadlab_fixtures::{READY_LIMIT, free_address, grpc_stress_server};
+use loadlab_supervise::{Spec, Stop, Supervised};
+use tokio::process::Command;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_grpc-stress");
 
@@ -20,20 +21,17 @@ fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("stress/ is inside the workspace").to_path_buf()
 }
 
-/// Runs `command` to completion, failing the test with its output if it fails.
-async fn run(command: &mut Command, what: &str) -> std::process::Output {
-    let output = tokio::time::timeout(SUITE_LIMIT, command.kill_on_drop(true).output())
-        .await
-        .unwrap_or_else(|_| panic!("{what}: still running after {SUITE_LIMIT:?}"))
-        .unwrap_or_else(|error| panic!("{what}: {error}"));
-    assert!(
-        output.status.success(),
-        "{what}: {}\n{}\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    output
+/// Runs `spec` to completion (at most [`SUITE_LIMIT`]), failing the test with its
+/// output if it fails; returns its stdout.
+async fn run(spec: Spec, what: &str, dir: &Path) -> String {
+    let stdout = dir.join(format!("{}.stdout", what.replace(' ', "-")));
+    let mut process =
+        spec.stdout_to(&stdout).stop(Stop::kill()).spawn().unwrap_or_else(|error| panic!("{what}: {error}"));
+    let status = process.wait_timeout_async(SUITE_LIMIT).await;
+    let printed = std::fs::read_to_string(&stdout).unwrap_or_default();
+    let status = status.unwrap_or_else(|| panic!("{what}: still running after {SUITE_LIMIT:?}"));
+    assert!(status.success(), "{what}: {status}\n{printed}\n{}", process.output());
+    printed
 }
 
 /// The workspace's `.venv` with `requirements` installed; returns its python. pip does
@@ -52,43 +50,27 @@ async fn python_venv(requirements: &Path) -> PathBuf {
     PathBuf::from(String::from_utf8(output.stdout).unwrap().trim())
 }
 
-/// A free loopback port (the OS's pick, released for the server to take).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 struct Server {
     port: u16,
     metrics_port: u16,
-    log: PathBuf,
-    _child: Child,
+    process: Supervised,
 }
 
 async fn start_server(dir: &Path, name: &str, tls: Option<(&Path, &Path)>) -> Server {
-    let (port, metrics_port) = (free_port(), free_port());
-    let log = dir.join(format!("{name}.log"));
-    let mut command = Command::new(BINARY);
-    command
-        .args(["server", "--listen", &format!("127.0.0.1:{port}")])
-        .args(["--metrics-listen", &format!("127.0.0.1:{metrics_port}")])
-        .args(["--chat-ping-interval", "100ms"])
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .kill_on_drop(true);
+    let (listen, metrics) = (free_address(), free_address());
+    let mut args = vec!["--chat-ping-interval".to_string(), "100ms".into()];
     if let Some((cert, key)) = tls {
-        command.arg("--tls-cert").arg(cert).arg("--tls-key").arg(key);
+        args.extend(["--tls-cert".into(), cert.display().to_string(), "--tls-key".into(), key.display().to_string()]);
     }
-    let mut child = command.spawn().unwrap();
-    for _ in 0..400 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
-            return Server { port, metrics_port, log, _child: child };
-        }
-        if let Ok(Some(status)) = child.try_wait() {
-            panic!("{name} server exited ({status}): {}", std::fs::read_to_string(&log).unwrap_or_default());
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("{name} server never opened port {port}: {}", std::fs::read_to_string(&log).unwrap_or_default());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (spec, ready) = grpc_stress_server(Path::new(BINARY), listen, metrics, &args);
+    let process = spec
+        .name(&format!("{name} server"))
+        .log(dir.join(format!("{name}.log")))
+        .start_async(&ready, READY_LIMIT)
+        .await
+        .unwrap_or_else(|error| panic!("{error}"));
+    Server { port: listen.port(), metrics_port: metrics.port(), process }
 }
 
 /// The sum of a counter's series whose labels contain every one of `labels`.
@@ -107,24 +89,24 @@ async fn grpcio_suite_over_plain_and_tls() {
 
     let dir = tempfile::tempdir().unwrap();
     let certs = dir.path().join("certs");
-    run(Command::new(BINARY).arg("certs").arg("--out").arg(&certs), "grpc-stress certs").await;
+    run(Spec::new(BINARY).arg("certs").arg("--out").arg(&certs), "grpc-stress certs", dir.path()).await;
     let plain = start_server(dir.path(), "plain", None).await;
     let secure = start_server(dir.path(), "tls", Some((&certs.join("server.pem"), &certs.join("server.key")))).await;
 
-    let output = run(
-        Command::new(&python)
+    let report = run(
+        Spec::new(&python)
             .args(["-m", "pytest", "-q", "-p", "no:cacheprovider", "--basetemp"])
             .arg(dir.path().join("pytest"))
             .arg(&suite)
-            .current_dir(workspace())
+            .cwd(workspace())
             .env("PYTHONDONTWRITEBYTECODE", "1")
             .env("GRPC_STRESS_PLAIN", format!("127.0.0.1:{}", plain.port))
             .env("GRPC_STRESS_TLS", format!("127.0.0.1:{}", secure.port))
             .env("GRPC_STRESS_CA", certs.join("ca.pem")),
         "the grpcio suite (pytest)",
+        dir.path(),
     )
     .await;
-    let report = String::from_utf8_lossy(&output.stdout);
     println!("{report}");
     assert!(report.lines().any(|line| line.contains(" passed")), "pytest reported no passed test:\n{report}");
 
@@ -135,5 +117,9 @@ async fn grpcio_suite_over_plain_and_tls() {
         reqwest::get(format!("http://127.0.0.1:{}/metrics", plain.metrics_port)).await.unwrap().text().await.unwrap();
     let expired =
         counter(&metrics, "grpc_stress_rpcs_total", &["method=\"ClientStreaming\"", "code=\"DEADLINE_EXCEEDED\""]);
-    assert!(expired >= 1.0, "the plain server recorded no expired deadline (log {}):\n{metrics}", plain.log.display());
+    assert!(
+        expired >= 1.0,
+        "the plain server recorded no expired deadline (log {}):\n{metrics}",
+        plain.process.log().display()
+    );
 }

@@ -4,60 +4,43 @@
 
 mod common;
 
-use std::process::{Child, Command, Output, Stdio};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::ExitStatus;
 use std::time::Duration;
 
 use common::{free_port_block, free_port_block_in};
-use nix::sys::signal::{Signal, kill};
+use loadlab_fixtures::{READY_LIMIT, grpc_stress_server, program};
+use loadlab_supervise::{Signal, Stop, Supervised};
+use nix::sys::signal::kill;
 use nix::unistd::Pid;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_grpc-stress");
 
-fn spawn_server(port: u16, metrics_port: u16) -> Child {
-    Command::new(BINARY)
-        .args([
-            "server",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--metrics-listen",
-            &format!("127.0.0.1:{metrics_port}"),
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
-}
-
-async fn wait_for_port(port: u16) {
-    for _ in 0..200 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("port {port} never opened");
+async fn start_server(port: u16, metrics_port: u16) -> Supervised {
+    let at = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
+    let (spec, ready) = grpc_stress_server(Path::new(BINARY), at(port), at(metrics_port), &[]);
+    spec.start_async(&ready, READY_LIMIT).await.unwrap_or_else(|error| panic!("{error}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_reconnects_across_a_server_restart() {
     let base = free_port_block();
     let (port, metrics_port) = (base, base + 1);
-    let mut server = spawn_server(port, metrics_port);
-    wait_for_port(port).await;
-    let client = Command::new(BINARY)
+    let mut server = start_server(port, metrics_port).await;
+    let out = tempfile::tempdir().unwrap();
+    let summary_file = out.path().join("summary.json");
+    let mut client = program(BINARY)
         .args(["client", "--target", &format!("http://127.0.0.1:{port}"), "--repeat", "--max-attempts", "0", "--json"])
         .args(["--num-calls", "20", "--non-streaming", "--bidi-streaming", "3"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stdout_to(&summary_file)
         .spawn()
         .unwrap();
     tokio::time::sleep(Duration::from_millis(800)).await;
 
-    server.kill().unwrap(); // SIGKILL: connections cut mid-call
-    server.wait().unwrap();
+    server.stop_async(Stop::kill()).await; // SIGKILL: connections cut mid-call
     tokio::time::sleep(Duration::from_millis(700)).await;
-    let mut restarted = spawn_server(port, metrics_port);
-    wait_for_port(port).await;
+    let mut restarted = start_server(port, metrics_port).await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
 
     // The restarted server served the client: it reconnected on its own.
@@ -69,12 +52,12 @@ async fn client_reconnects_across_a_server_restart() {
         .sum();
     assert!(served > 0.0, "the restarted server saw no calls:\n{metrics}");
 
-    kill(Pid::from_raw(client.id() as i32), Signal::SIGTERM).unwrap();
-    let output = client.wait_with_output().unwrap();
-    restarted.kill().unwrap();
-    restarted.wait().unwrap();
-    let summary: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON summary");
-    assert!(output.status.success(), "tolerated faults are not failures: {summary}");
+    client.signal(Signal::SIGTERM);
+    let status = client.wait_timeout_async(Duration::from_secs(30)).await.expect("the client stops on SIGTERM");
+    restarted.stop_async(Stop::kill()).await;
+    let summary: serde_json::Value = serde_json::from_slice(&std::fs::read(&summary_file).unwrap())
+        .unwrap_or_else(|error| panic!("{error}: {}", client.output()));
+    assert!(status.success(), "tolerated faults are not failures: {summary}");
     assert!(summary["reconnects"].as_u64().unwrap() >= 1, "{summary}");
     let faults: u64 = summary["faults"].as_object().unwrap().values().map(|count| count.as_u64().unwrap()).sum();
     assert!(faults >= 1, "{summary}");
@@ -82,17 +65,31 @@ async fn client_reconnects_across_a_server_restart() {
     assert!(summary["kinds"]["non-streaming"]["calls_ok"].as_u64().unwrap() > 0);
 }
 
-fn driver(dir: &std::path::Path, extra: &[&str]) -> Output {
+/// How a driver run ended: its status, its stdout and its log (stderr).
+struct Output {
+    status: ExitStatus,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs the driver in `dir` with `extra` options, to its end (at most `limit`, a
+/// liveness bound far above the run's duration).
+fn driver(dir: &Path, extra: &[&str]) -> Output {
     let base = free_port_block();
-    Command::new(BINARY)
+    let stdout = dir.join("driver.stdout");
+    let mut driver = program(BINARY)
         .args(["driver", "--working-dir", dir.to_str().unwrap(), "--base-port", &base.to_string()])
         .args(extra)
-        .output()
-        .unwrap()
+        .stdout_to(&stdout)
+        .spawn()
+        .unwrap();
+    let limit = Duration::from_secs(180);
+    let status = driver.wait_timeout(limit).unwrap_or_else(|| panic!("the driver still ran after {limit:?}"));
+    Output { status, stdout: std::fs::read_to_string(&stdout).unwrap_or_default(), stderr: driver.output() }
 }
 
 fn last_line(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).lines().last().unwrap_or_default().to_string()
+    output.stdout.lines().last().unwrap_or_default().to_string()
 }
 
 #[test]
@@ -113,7 +110,7 @@ fn a_short_driver_run_holds_and_draws_its_charts() {
         ],
     );
     let verdict = last_line(&output);
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = &output.stderr;
     assert!(output.status.success(), "{verdict}\n{stderr}");
     assert!(verdict.contains("PASSED"), "{verdict}");
     assert!(!stderr.contains("ephemeral"), "ports below the ephemeral range draw no warning: {stderr}");
@@ -232,17 +229,17 @@ fn sigterm_stops_the_driver_and_every_child() {
     // Inside the ephemeral range on purpose: the driver must say so.
     let (low, high) = ephemeral_range();
     let base = free_port_block_in(low..high - 4);
-    let mut driver = Command::new(BINARY)
+    let stdout = dir.path().join("driver.stdout");
+    let mut driver = program(BINARY)
         .args(["driver", "--working-dir", dir.path().to_str().unwrap(), "--base-port", &base.to_string()])
         .args(["--duration", "120s", "--servers", "insecure-stable,secure-unstable", "--patterns", "bidi-endless"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stdout_to(&stdout)
         .spawn()
         .unwrap();
     // Two servers and four clients (two per server), all running.
     let started = std::time::Instant::now();
     let children = loop {
-        let children = children_of(driver.id());
+        let children = children_of(driver.pid());
         if children.len() >= 6 {
             break children;
         }
@@ -251,21 +248,18 @@ fn sigterm_stops_the_driver_and_every_child() {
     };
     let _cleanup = KillOnDrop(children.clone());
 
-    kill(Pid::from_raw(driver.id() as i32), Signal::SIGTERM).unwrap();
-    let stopped = std::time::Instant::now();
-    while driver.try_wait().unwrap().is_none() {
-        if stopped.elapsed() > Duration::from_secs(40) {
-            driver.kill().unwrap();
-            panic!("the driver did not stop within 40 s of SIGTERM");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let output = driver.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    driver.signal(Signal::SIGTERM);
+    let status = driver.wait_timeout(Duration::from_secs(40)).expect("the driver stops within 40 s of SIGTERM");
+    let stderr = driver.output();
     let left: Vec<u32> = children.iter().copied().filter(|pid| alive(*pid)).collect();
     assert!(left.is_empty(), "children still running after the driver stopped: {left:?}");
-    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    let output = Output { status, stdout: std::fs::read_to_string(&stdout).unwrap(), stderr };
     assert!(last_line(&output).contains("INTERRUPTED: stopped by SIGINT or SIGTERM"), "{}", last_line(&output));
-    assert!(stderr.contains("ephemeral port range"), "the driver warns about ports in the ephemeral range: {stderr}");
+    assert!(
+        output.stderr.contains("ephemeral port range"),
+        "the driver warns about ports in the ephemeral range: {}",
+        output.stderr
+    );
     assert!(dir.path().join("summary.json").exists(), "the summary is written on SIGTERM too");
 }

@@ -72,11 +72,24 @@ impl MetricsRecorder {
     }
 
     /// Refreshes process and runtime gauges, then renders the Prometheus text format.
+    /// Blocking: it reads /proc (a file per thread) under a std mutex. Async code
+    /// calls [`MetricsRecorder::render_async`].
     pub fn render(&self) -> String {
         self.process.collect();
         self.record_runtime();
         self.record_scheduler();
         self.handle.render()
+    }
+
+    /// [`MetricsRecorder::render`] on the runtime's blocking pool, for a `/metrics`
+    /// handler: a scrape never holds up a worker thread, however slow /proc is.
+    pub async fn render_async(&self) -> String {
+        let recorder = self.clone();
+        match tokio::task::spawn_blocking(move || recorder.render()).await {
+            Ok(page) => page,
+            // The runtime is shutting down: answer anyway.
+            Err(_) => self.render(),
+        }
     }
 
     /// CPU time and run-queue wait of all the process's threads (Linux schedstat):

@@ -4,8 +4,6 @@
 #![allow(dead_code)] // each benchmark uses a different part
 
 use std::net::SocketAddr;
-use std::process::{Child, Command};
-use std::time::Duration;
 
 use loadlab::PostgresInstance;
 use loadlab::postgres::PostgresOptions;
@@ -42,53 +40,34 @@ pub struct Served {
     pub postgres: PostgresInstance,
     pub url: String,
     pub address: SocketAddr,
-    api: Child,
+    api: Option<loadlab_supervise::Supervised>,
 }
 
 impl Served {
     /// Starts PostgreSQL (preloading TimescaleDB for that engine) and device-api with
     /// `--storage` demanding the engine, plus `args`; waits until `/ready`.
     pub async fn start(engine: Engine, args: &[&str]) -> Self {
-        let postgres = PostgresInstance::start_with(PostgresOptions {
-            timescaledb: engine == Engine::Timescaledb,
-            ..Default::default()
-        })
-        .unwrap_or_else(|error| panic!("{error}"));
-        postgres.create_database("device_api").unwrap();
+        let timescaledb = engine == Engine::Timescaledb;
+        let postgres = loadlab_fixtures::database_with(PostgresOptions { timescaledb, ..Default::default() });
         let url = postgres.url("device_api");
-        let port = loadlab::ports::free_loopback_port().unwrap();
-        let address: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        let api = Command::new(env!("CARGO_BIN_EXE_device-api"))
-            .args(["--listen", &address.to_string(), "--database-url", &url, "--storage", engine.flag()])
-            .args(args)
-            .env("RUST_LOG", "warn")
-            .spawn()
-            .expect("device-api starts");
-        let served = Self { postgres, url, address, api };
-        let client = reqwest::Client::new();
-        for _ in 0..600 {
-            if let Ok(response) = client.get(format!("http://{address}/ready")).send().await
-                && response.status() == 200
-            {
-                let ready: serde_json::Value = response.json().await.unwrap();
-                assert_eq!(ready["engine"], engine.name(), "{ready}");
-                return served;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("device-api did not become ready on {}", engine.name());
+        let address = loadlab_fixtures::free_address();
+        let binary = std::path::Path::new(env!("CARGO_BIN_EXE_device-api"));
+        let mut all = vec!["--storage", engine.flag()];
+        all.extend(args);
+        let (spec, ready) = loadlab_fixtures::device_api(binary, address, &url, &all);
+        let api =
+            spec.start_async(&ready, loadlab_fixtures::READY_LIMIT).await.unwrap_or_else(|error| panic!("{error}"));
+        let answer = reqwest::get(format!("http://{address}/ready")).await.unwrap();
+        let ready: serde_json::Value = answer.json().await.unwrap();
+        assert_eq!(ready["engine"], engine.name(), "{ready}");
+        Self { postgres, url, address, api: Some(api) }
     }
 
     /// Stops device-api, keeping the database.
     pub fn stop_api(&mut self) {
-        let _ = self.api.kill();
-        let _ = self.api.wait();
-    }
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        self.stop_api();
+        if let Some(mut api) = self.api.take() {
+            api.stop_with(loadlab_supervise::Stop::kill());
+        }
     }
 }
 

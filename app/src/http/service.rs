@@ -101,5 +101,5 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     metrics::gauge!(names::POOL_IDLE).set(idle);
     metrics::gauge!(names::POOL_IN_USE).set((size - idle).max(0.0));
     metrics::gauge!(names::POOL_MAX).set(f64::from(state.pool.options().get_max_connections()));
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.recorder.render())
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.recorder.render_async().await)
 }

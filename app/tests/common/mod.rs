@@ -9,21 +9,22 @@ pub mod raw;
 pub use engine::Engine;
 
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::time::Duration;
 
 use device_api::Config;
 use loadlab::PostgresInstance;
+use loadlab_fixtures::READY_LIMIT;
+use loadlab_supervise::{Ready, Signal, Supervised};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
 /// A private PostgreSQL with an empty `device_api` database (TimescaleDB, where
-/// installed, not preloaded: device-api falls back to native partitions then).
+/// installed, not preloaded: device-api falls back to native partitions then; the
+/// storage tests choose the engine themselves).
 pub fn start_database() -> PostgresInstance {
-    let postgres = PostgresInstance::start().expect("private PostgreSQL starts");
-    postgres.create_database("device_api").expect("database created");
-    postgres
+    loadlab_fixtures::database_with(loadlab::postgres::PostgresOptions::default())
 }
 
 /// device-api served in-process on a free port, against its own private PostgreSQL.
@@ -67,15 +68,9 @@ impl TestApi {
     }
 
     async fn wait_ready(&self) {
-        for _ in 0..200 {
-            if let Ok(response) = self.client.get(self.url("/ready")).send().await
-                && response.status() == 200
-            {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("device-api did not become ready");
+        let address: SocketAddr = self.base.trim_start_matches("http://").parse().expect("an address");
+        let ready = Ready::http(address, "/ready");
+        ready.wait_async("the in-process device-api", READY_LIMIT).await.unwrap_or_else(|error| panic!("{error}"));
     }
 
     pub async fn login(&self) -> Uuid {
@@ -143,59 +138,39 @@ pub fn measurement(water_temp: f64, water_level: i64, charge_now: i64) -> Value 
     })
 }
 
-/// device-api as a child process of the built binary, for tests that send signals.
+/// device-api as a child process of the built binary, for tests that send signals;
+/// killed when dropped.
 pub struct ApiProcess {
-    pub child: Child,
+    pub process: Supervised,
     pub base: String,
     pub address: SocketAddr,
 }
 
 impl ApiProcess {
+    /// Starts it and waits until `/ready` answers 200; a start that fails fails the
+    /// test with the tail of device-api's log.
     pub async fn spawn(database_url: &str, extra_args: &[&str]) -> Self {
-        let port = loadlab::ports::free_loopback_port().unwrap();
-        let address: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_device-api"))
-            .args(["--listen", &address.to_string(), "--database-url", database_url])
-            .args(extra_args)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("device-api starts");
-        let process = Self { child, base: format!("http://{address}"), address };
-        let client = reqwest::Client::new();
-        for _ in 0..300 {
-            if let Ok(response) = client.get(format!("{}/ready", process.base)).send().await
-                && response.status() == 200
-            {
-                return process;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("device-api process did not become ready");
+        let address = loadlab_fixtures::free_address();
+        let binary = Path::new(env!("CARGO_BIN_EXE_device-api"));
+        let (spec, ready) = loadlab_fixtures::device_api(binary, address, database_url, extra_args);
+        let process = spec
+            .stop(loadlab_supervise::Stop::kill())
+            .start_async(&ready, READY_LIMIT)
+            .await
+            .unwrap_or_else(|error| panic!("{error}"));
+        Self { process, base: format!("http://{address}"), address }
     }
 
-    pub fn signal(&self, signal: nix::sys::signal::Signal) {
-        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
-        nix::sys::signal::kill(pid, signal).expect("signal sent");
+    pub fn signal(&mut self, signal: Signal) {
+        assert!(self.process.signal(signal), "device-api had exited before {signal}");
     }
 
     /// Waits for the process to exit (polling, so the runtime is not blocked).
     pub async fn wait(&mut self, limit: Duration) -> std::process::ExitStatus {
-        let deadline = tokio::time::Instant::now() + limit;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(tokio::time::Instant::now() < deadline, "device-api did not exit within {limit:?}");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-}
-
-impl Drop for ApiProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.process
+            .wait_timeout_async(limit)
+            .await
+            .unwrap_or_else(|| panic!("device-api did not exit within {limit:?}; its log:\n{}", self.process.output()))
     }
 }
 

@@ -17,7 +17,9 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc::UnboundedSender;
 use tokio_util::sync::CancellationToken;
 
-use crate::topology::{Flags, LAB_SET_LOADGEN_OPTIONS, Topology};
+use loadgen::launch::LAB_SET;
+
+use crate::topology::{Flags, Topology};
 
 /// What a run asks for: a plan of the topology (run on the lab), or loadgen options
 /// against a target of its own (no lab).
@@ -82,7 +84,7 @@ impl RunSpec {
     /// loadgen's own parser, so a run that cannot start is refused before it is queued.
     pub fn resolve(&self, topology: Option<&(Topology, String)>) -> Result<Resolved, SpecError> {
         for (field, flags) in [("loadgen", &self.loadgen), ("overrides", &self.overrides)] {
-            if let Some(option) = flags.keys().find(|key| LAB_SET_LOADGEN_OPTIONS.contains(&key.as_str())) {
+            if let Some(option) = flags.keys().find(|key| LAB_SET.contains(&key.as_str())) {
                 return Err(refuse(&format!("{field}.{option}"), "is set by the service itself; remove it"));
             }
         }
@@ -164,22 +166,20 @@ pub struct Where {
     pub bottlenecks: Option<std::path::PathBuf>,
 }
 
-/// loadgen's words for a breakpoint search with `flags` at `where_`.
+/// loadgen's words for a breakpoint search with `flags` at `where_` (built by
+/// loadgen's own [`loadgen::launch::Breakpoint`], as `loadlab run` builds its own).
 pub fn words(flags: &Flags, where_: &Where, run_id: &str) -> Vec<String> {
-    let mut words: Vec<String> = vec!["loadgen".into(), "breakpoint".into(), "--target".into(), where_.target.clone()];
-    words.extend(crate::topology::flags(flags));
-    words.extend(["--run-id".into(), run_id.to_string()]);
-    words.extend(["--listen".into(), where_.listen.map_or_else(|| "none".to_string(), |address| address.to_string())]);
-    if let Some(url) = &where_.prometheus {
-        words.extend(["--prometheus".into(), url.clone()]);
-        if let Some(path) = &where_.bottlenecks {
-            words.extend(["--bottlenecks".into(), path.display().to_string()]);
-        }
-    }
-    if let Some(url) = &where_.pushgateway {
-        words.extend(["--pushgateway".into(), url.clone()]);
-    }
-    words
+    let launch = loadgen::launch::Breakpoint {
+        target: where_.target.clone(),
+        listen: where_.listen,
+        out: None,
+        run_id: run_id.to_string(),
+        bottlenecks: where_.prometheus.as_ref().and(where_.bottlenecks.clone()),
+        prometheus: where_.prometheus.clone(),
+        pushgateway: where_.pushgateway.clone(),
+        plan: crate::topology::flags(flags),
+    };
+    std::iter::once("loadgen".to_string()).chain(launch.args()).collect()
 }
 
 /// Runs loadgen's words in this process until they end or `stop` is cancelled

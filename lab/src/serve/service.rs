@@ -15,10 +15,7 @@ use super::runner::Core;
 use super::store::Store;
 use crate::session::LabOptions;
 
-/// A command line or file that cannot be used (exit code 2).
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct UsageError(pub String);
+pub use crate::usage::UsageError;
 
 /// Where the store lives when `--data` is not given: `$XDG_DATA_HOME/loadlab`, else
 /// `~/.local/share/loadlab`.

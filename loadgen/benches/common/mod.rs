@@ -2,48 +2,37 @@
 
 #![allow(dead_code)]
 
-use std::process::{Child, Command, Stdio};
+use std::net::SocketAddr;
+use std::process::Command;
+
+use loadlab_fixtures::{READY_LIMIT, free_address, program};
+use loadlab_supervise::{Place, Ready, Supervised};
 
 pub const LOADGEN: &str = env!("CARGO_BIN_EXE_loadgen");
 
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+/// Placed on `cpu` when given (taskset, util-linux).
+pub fn on(cpu: Option<u32>) -> Place {
+    Place { cpus: cpu.map(|cpu| cpu.to_string()), ..Place::default() }
 }
 
-/// `loadgen target` on a free port, optionally pinned to `cpu` with taskset.
-pub fn start_target(cpu: Option<u32>) -> (Child, String) {
-    let port = free_port();
-    let mut command = pinned(cpu, LOADGEN);
-    let child = command
-        .args(["target", "--listen", &format!("127.0.0.1:{port}")])
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("loadgen target starts");
-    for _ in 0..200 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(25));
-    }
-    (child, format!("http://127.0.0.1:{port}/"))
+/// `loadgen target` on a free port, optionally pinned to `cpu`, once it accepts.
+pub fn start_target(cpu: Option<u32>) -> (Supervised, String) {
+    let address: SocketAddr = free_address();
+    let target = program(LOADGEN)
+        .args(["target", "--listen", &address.to_string()])
+        .place(on(cpu))
+        .start(&Ready::Tcp(address), READY_LIMIT)
+        .unwrap_or_else(|error| panic!("{error}"));
+    (target, format!("http://{address}/"))
 }
 
-/// `program`, pinned to `cpu` when given (needs taskset, util-linux).
+/// `program`, pinned to `cpu` when given (needs taskset, util-linux), run to its end.
 pub fn pinned(cpu: Option<u32>, program: &str) -> Command {
-    match cpu {
-        Some(cpu) => {
-            let mut command = Command::new("taskset");
-            command.args(["-c", &cpu.to_string(), program]);
-            command
-        }
-        None => Command::new(program),
-    }
+    on(cpu).command(std::path::Path::new(program))
 }
 
 pub fn require(tool: &str, package: &str) {
-    let found =
-        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()).any(|dir| dir.join(tool).is_file());
-    if !found {
+    if loadlab_supervise::which(tool).is_none() {
         eprintln!("{tool} not found: install it (Debian/Ubuntu: apt-get install {package}) and run again");
         std::process::exit(2);
     }

@@ -4,8 +4,6 @@
 
 #![allow(dead_code)]
 
-pub mod nginx;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;

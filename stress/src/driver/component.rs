@@ -1,19 +1,19 @@
-//! A running component: its process, its captured output, and its memory samples.
+//! A running component: its supervised process, its memory samples and its chaos
+//! schedule.
 //!
-//! stderr goes straight to `<working-dir>/<name>.log`; stdout is read line by line:
-//! heap reports (`grpc-stress-heap LIVE PEAK`) update the live-heap figure, anything
-//! else (a client's summary) is appended to the same log. RSS is read from
-//! `/proc/<pid>/statm` when the driver samples.
+//! Its output goes to `<working-dir>/<name>.log`, except the heap reports on stdout
+//! (`grpc-stress-heap LIVE PEAK`), which update the live-heap figure instead. RSS is
+//! read from `/proc/<pid>/statm` by the driver, off the async runtime
+//! ([`rss_bytes`]).
 
 use std::path::{Path, PathBuf};
-use std::process::{ExitStatus, Stdio};
+use std::process::ExitStatus;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use loadlab_supervise::{Place, Signal, Spec, Stop, SuperviseError, Supervised};
 use serde::Serialize;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::process::{Child, Command};
 
 use super::matrix::ComponentSpec;
 use crate::heap::REPORT_PREFIX;
@@ -27,11 +27,13 @@ pub struct Sample {
     pub rss_bytes: u64,
 }
 
+/// One process of the matrix across its restarts: what the driver knows about it.
 pub struct Component {
     pub spec: ComponentSpec,
     pub log_path: PathBuf,
-    child: Option<Child>,
-    /// Latest live heap reported on stdout by the current process.
+    process: Option<Supervised>,
+    /// Latest live heap reported on stdout by the current process (written by its
+    /// output thread, read by the driver).
     live_heap: Arc<AtomicU64>,
     pub samples: Vec<Sample>,
     pub restarts: u32,
@@ -54,7 +56,7 @@ impl Component {
         Self {
             spec,
             log_path,
-            child: None,
+            process: None,
             live_heap: Arc::default(),
             samples: Vec::new(),
             restarts: 0,
@@ -68,102 +70,101 @@ impl Component {
     }
 
     pub fn is_running(&self) -> bool {
-        self.child.is_some()
+        self.process.is_some()
     }
 
     pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().and_then(Child::id)
+        self.process.as_ref().map(Supervised::pid)
     }
 
     /// Starts the process: `binary ARGS --report-heap 100ms --max-heap CEILING`, at a
-    /// lower priority than the driver so the driver's sampling stays on time.
-    pub fn start(&mut self, binary: &Path, extra_args: &[String], verbose: bool) -> std::io::Result<()> {
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log_path)?;
-        let mut command = Command::new("nice");
-        command
-            .args(["-n", "5"])
-            .arg(binary)
+    /// lower priority than the driver so the driver's sampling stays on time, killed
+    /// at once if the driver drops it.
+    pub fn start(&mut self, binary: &Path, extra_args: &[String], verbose: bool) -> Result<(), SuperviseError> {
+        let live_heap = Arc::new(AtomicU64::new(0));
+        self.live_heap = live_heap.clone();
+        let process = Spec::new(binary)
+            .name(&self.spec.name)
             .args(&self.spec.args)
             .args(["--report-heap", "100ms", "--max-heap", &self.spec.ceiling.to_string()])
             .args(extra_args)
             .env("RUST_LOG", if verbose { "debug" } else { "warn" })
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .kill_on_drop(true);
-        let mut child = command.spawn()?;
-        let stdout = child.stdout.take().expect("stdout is piped");
-        let live_heap = Arc::new(AtomicU64::new(0));
-        self.live_heap = live_heap.clone();
-        let log_path = self.log_path.clone();
-        tokio::spawn(async move {
-            let mut lines = BufReader::new(stdout).lines();
-            let mut log = tokio::fs::OpenOptions::new().create(true).append(true).open(&log_path).await.ok();
-            while let Ok(Some(line)) = lines.next_line().await {
-                if let Some(report) = line.strip_prefix(REPORT_PREFIX) {
-                    if let Some(live) = report.split_whitespace().next().and_then(|live| live.parse().ok()) {
-                        live_heap.store(live, Ordering::Relaxed);
-                    }
-                } else if let Some(log) = log.as_mut() {
-                    let _ = log.write_all(format!("{line}\n").as_bytes()).await;
+            .place(Place { nice: Some(5), ..Place::default() })
+            .log(&self.log_path)
+            .on_stdout(move |line| {
+                let Some(report) = line.strip_prefix(REPORT_PREFIX) else { return true };
+                if let Some(live) = report.split_whitespace().next().and_then(|live| live.parse().ok()) {
+                    live_heap.store(live, Ordering::Relaxed);
                 }
-            }
-        });
-        self.child = Some(child);
+                false
+            })
+            .stop(Stop::kill())
+            .spawn()?;
+        self.process = Some(process);
         Ok(())
     }
 
-    /// Takes a memory sample at `at` seconds, returning it.
-    pub fn sample(&mut self, at: f64, page_size: u64) -> Option<Sample> {
-        let pid = self.pid()?;
-        let rss_pages: u64 = std::fs::read_to_string(format!("/proc/{pid}/statm"))
-            .ok()
-            .and_then(|statm| statm.split_whitespace().nth(1)?.parse().ok())?;
-        let sample =
-            Sample { at, heap_bytes: self.live_heap.load(Ordering::Relaxed), rss_bytes: rss_pages * page_size };
+    /// Waits until `ready` holds for the current process (see
+    /// [`Supervised::wait_ready_async`]).
+    pub async fn wait_ready(
+        &mut self,
+        ready: &loadlab_supervise::Ready,
+        limit: Duration,
+    ) -> Result<(), SuperviseError> {
+        match self.process.as_mut() {
+            Some(process) => process.wait_ready_async(ready, limit).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Files a memory sample at `at` seconds (RSS read by the caller), returning it.
+    pub fn record(&mut self, at: f64, rss_bytes: u64) -> Sample {
+        let sample = Sample { at, heap_bytes: self.live_heap.load(Ordering::Relaxed), rss_bytes };
         self.peak_heap = self.peak_heap.max(sample.heap_bytes);
         self.peak_rss = self.peak_rss.max(sample.rss_bytes);
         self.samples.push(sample);
-        Some(sample)
+        sample
     }
 
     /// The exit status, if the process has exited (and forgets the process).
     pub fn exited(&mut self) -> Option<ExitStatus> {
-        let status = self.child.as_mut()?.try_wait().ok().flatten()?;
-        self.child = None;
+        let status = self.process.as_mut()?.try_wait()?;
+        self.process = None;
         Some(status)
     }
 
     /// Sends SIGTERM without waiting.
-    pub fn terminate(&self) {
-        if let Some(pid) = self.pid() {
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGTERM);
+    pub fn terminate(&mut self) {
+        if let Some(process) = self.process.as_mut() {
+            process.signal(Signal::SIGTERM);
         }
     }
 
-    /// Waits up to `grace` for the process to exit, then kills it.
+    /// Waits up to `grace` for the process to exit (it was told already), then kills it.
     pub async fn wait_exit(&mut self, grace: Duration) -> Option<ExitStatus> {
-        let mut child = self.child.take()?;
-        match tokio::time::timeout(grace, child.wait()).await {
-            Ok(status) => status.ok(),
-            Err(_) => {
-                let _ = child.kill().await;
-                child.wait().await.ok()
-            }
-        }
+        let mut process = self.process.take()?;
+        Some(process.stop_async(Stop::wait(grace)).await.status)
     }
 
     /// Sends SIGKILL without waiting; [`exited`](Self::exited) reaps it later.
     pub fn force_kill(&mut self) {
-        if let Some(child) = self.child.as_mut() {
-            let _ = child.start_kill();
+        if let Some(process) = self.process.as_mut() {
+            process.signal(Signal::SIGKILL);
         }
     }
 
     /// Kills the process at once (a ceiling breach).
     pub async fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill().await;
+        if let Some(mut process) = self.process.take() {
+            process.stop_async(Stop::kill()).await;
         }
     }
+}
+
+/// The resident set of `pid`, from `/proc/<pid>/statm` (blocking: call it off the
+/// runtime).
+pub fn rss_bytes(pid: u32, page_size: u64) -> Option<u64> {
+    let statm = std::fs::read_to_string(format!("/proc/{pid}/statm")).ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * page_size)
 }

@@ -10,11 +10,20 @@
 //!
 //! Samples autocorrelate, which makes Mann–Kendall over-confident on a wandering but
 //! flat series; that is why the magnitude threshold is the deciding gate.
+//!
+//! Both statistics look at every pair of samples, n² of them: an hour at 250 ms is
+//! 14,400 samples and 104 million pairs. A longer series is first thinned to at most
+//! [`MAX_FITTED`] evenly spaced samples (every k-th), so the work is bounded
+//! whatever the run's length; the slope and the test keep their meaning on the
+//! thinned series, with fewer, less autocorrelated samples.
 
 use serde::Serialize;
 
 /// The p-value below which a trend counts as real.
 pub const SIGNIFICANCE: f64 = 0.001;
+
+/// Most samples a fit looks at (at most half a million pairs).
+pub const MAX_FITTED: usize = 1000;
 
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 pub struct Trend {
@@ -22,7 +31,10 @@ pub struct Trend {
     pub slope_bytes_per_second: f64,
     /// One-sided Mann–Kendall p-value for an increasing trend.
     pub p_value: f64,
+    /// Samples in the series.
     pub samples: usize,
+    /// Samples the fit used (all of them, or [`MAX_FITTED`] evenly spaced).
+    pub fitted: usize,
 }
 
 impl Trend {
@@ -32,11 +44,12 @@ impl Trend {
 }
 
 /// Fits `(seconds, bytes)` samples; `None` with fewer than 10 samples.
-pub fn trend(samples: &[(f64, f64)]) -> Option<Trend> {
-    let n = samples.len();
-    if n < 10 {
+pub fn trend(series: &[(f64, f64)]) -> Option<Trend> {
+    if series.len() < 10 {
         return None;
     }
+    let samples = thin(series, MAX_FITTED);
+    let n = samples.len();
     let mut slopes = Vec::with_capacity(n * (n - 1) / 2);
     let mut s = 0i64;
     for i in 0..n {
@@ -69,7 +82,14 @@ pub fn trend(samples: &[(f64, f64)]) -> Option<Trend> {
     } else {
         0.0
     };
-    Some(Trend { slope_bytes_per_second: slope, p_value: upper_tail(z), samples: samples.len() })
+    Some(Trend { slope_bytes_per_second: slope, p_value: upper_tail(z), samples: series.len(), fitted: samples.len() })
+}
+
+/// At most `most` samples of `series`, evenly spaced (every k-th, the first
+/// included), or all of them when there are no more.
+fn thin(series: &[(f64, f64)], most: usize) -> Vec<(f64, f64)> {
+    let every = series.len().div_ceil(most.max(1));
+    series.iter().step_by(every.max(1)).copied().collect()
 }
 
 /// P(Z > z) for a standard normal Z (Abramowitz & Stegun 7.1.26, error < 1.5e-7).
@@ -86,14 +106,20 @@ mod tests {
     use super::*;
     use rand::{Rng, SeedableRng};
 
-    fn series(slope: f64, noise: f64, seed: u64) -> Vec<(f64, f64)> {
+    /// `count` samples 250 ms apart (as the driver takes them): 20 MB, growing by
+    /// `slope` bytes/s, with uniform noise of ± `noise`.
+    fn samples(count: u32, slope: f64, noise: f64, seed: u64) -> Vec<(f64, f64)> {
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-        (0..200)
+        (0..count)
             .map(|i| {
                 let t = f64::from(i) * 0.25;
                 (t, 20e6 + slope * t + rng.random_range(-noise..noise))
             })
             .collect()
+    }
+
+    fn series(slope: f64, noise: f64, seed: u64) -> Vec<(f64, f64)> {
+        samples(200, slope, noise, seed)
     }
 
     #[test]
@@ -117,6 +143,26 @@ mod tests {
         let fitted = trend(&series(1_000.0, 100.0, 3)).unwrap();
         assert!(fitted.p_value < SIGNIFICANCE, "the trend is real");
         assert!(!fitted.is_leak(64.0 * 1024.0), "but too small to matter");
+    }
+
+    /// An hour at 250 ms: 14,400 samples, 104 million pairs.
+    fn hour(slope: f64, noise: f64, seed: u64) -> Vec<(f64, f64)> {
+        samples(14_400, slope, noise, seed)
+    }
+
+    #[test]
+    fn an_hour_long_series_is_fitted_on_a_bounded_number_of_samples() {
+        let leaking = trend(&hour(100_000.0, 2_000_000.0, 5)).unwrap();
+        assert_eq!((leaking.samples, leaking.fitted), (14_400, 960), "every 15th sample");
+        assert!((leaking.slope_bytes_per_second - 100_000.0).abs() < 5_000.0, "{leaking:?}");
+        assert!(leaking.is_leak(64.0 * 1024.0), "{leaking:?}");
+        for seed in 0..2 {
+            let flat = trend(&hour(0.0, 2_000_000.0, seed)).unwrap();
+            assert!(flat.fitted <= MAX_FITTED);
+            assert!(!flat.is_leak(64.0 * 1024.0), "seed {seed}: {flat:?}");
+        }
+        // A series within the bound is fitted whole.
+        assert_eq!(trend(&series(0.0, 1.0, 1)).unwrap().fitted, 200);
     }
 
     #[test]

@@ -190,7 +190,7 @@ async fn serve_metrics(listener: TcpListener, recorder: loadlab_telemetry::Metri
             let recorder = recorder.clone();
             async move {
                 ::metrics::gauge!(metrics::LIVE_HEAP).set(crate::heap::live_bytes() as f64);
-                recorder.render()
+                recorder.render_async().await
             }
         }),
     );

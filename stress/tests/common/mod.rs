@@ -36,13 +36,10 @@ impl TestServer {
         let stop = CancellationToken::new();
         let signal = stop.clone();
         let task = tokio::spawn(server::run(options, listener, async move { signal.cancelled().await }));
-        // Wait until it accepts.
-        for _ in 0..100 {
-            if tokio::net::TcpStream::connect(address).await.is_ok() {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
+        loadlab_supervise::Ready::Tcp(address)
+            .wait_async("the in-process grpc-stress server", loadlab_fixtures::READY_LIMIT)
+            .await
+            .unwrap_or_else(|error| panic!("{error}"));
         Self { address, stop, task }
     }
 
