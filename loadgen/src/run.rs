@@ -207,11 +207,11 @@ async fn preflight(common: &CommonArgs, profile: &Profile) -> Result<Option<Anal
     if let Some(dir) = &common.out {
         prepare_out(dir)?;
     }
-    let Profile::Breakpoint(BreakpointPlan { analysis: Some(source), .. }) = profile else { return Ok(None) };
+    let Profile::Breakpoint(BreakpointPlan { analysis: Some(source), slo, .. }) = profile else { return Ok(None) };
     let signals = crate::bottleneck::load(&source.signals)?;
     let prometheus = Prometheus::new(&source.prometheus);
     prometheus.ready().await.map_err(RunError::Prometheus)?;
-    Ok(Some(Analysis { prometheus, signals }))
+    Ok(Some(Analysis { prometheus, signals, latency_limit: Some(slo.latency_limit) }))
 }
 
 /// Serves `/metrics` on `listen` (when given) until `stop`; returns the recorder.
@@ -274,6 +274,8 @@ impl Pushing {
 struct Analysis {
     prometheus: Prometheus,
     signals: Vec<crate::bottleneck::Signal>,
+    /// The SLO's latency limit (the generator's lateness is judged against it).
+    latency_limit: Option<std::time::Duration>,
 }
 
 impl Analysis {
@@ -291,7 +293,7 @@ impl Analysis {
         }
         let (held, broke) = (window_of(point.rate), window_of(point.broken_rate));
         let analysis = tokio::select! {
-            analysis = crate::bottleneck::analyse(&self.prometheus, &self.signals, held, broke) => analysis,
+            analysis = crate::bottleneck::analyse(&self.prometheus, &self.signals, held, broke, self.latency_limit) => analysis,
             _ = stop.cancelled() => return None,
         };
         eprintln!("loadgen: bottleneck: {}", analysis.verdict);
