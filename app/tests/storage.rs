@@ -9,12 +9,13 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use common::{Engine, TestApi, measurement, query_i64};
 use device_api::Config;
 use device_api::db::{Compression, Retention, SetupError, StorageChoice, setup};
+use loadlab_fixtures::{device_api, free_address};
+use loadlab_supervise::Supervised;
 use serde_json::Value;
 use sqlx::Connection;
 
@@ -262,19 +263,11 @@ async fn compression_needs_a_timescaledb_that_can_compress() {
     }
 }
 
-/// device-api as a child process with its log in `log`.
-fn spawn_api(database_url: &str, args: &[&str], log: &Path) -> (Child, String) {
-    let port = loadlab_supervise::ports::free_loopback_port().unwrap();
-    let listen = format!("127.0.0.1:{port}");
-    let child = Command::new(env!("CARGO_BIN_EXE_device-api"))
-        .args(["--listen", &listen, "--database-url", database_url])
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(log).unwrap())
-        .spawn()
-        .expect("device-api starts");
-    (child, format!("http://{listen}"))
+/// device-api, supervised (stopped when dropped), with `args`; and its base URL.
+fn spawn_api(database_url: &str, args: &[&str]) -> (Supervised, String) {
+    let listen = free_address();
+    let (spec, _) = device_api(Path::new(env!("CARGO_BIN_EXE_device-api")), listen, database_url, args);
+    (spec.spawn().expect("device-api starts"), format!("http://{listen}"))
 }
 
 #[tokio::test]
@@ -285,27 +278,16 @@ async fn installed_but_not_preloaded_falls_back_or_refuses() {
     );
     let postgres = common::start_database(); // TimescaleDB installed, not preloaded
     let url = postgres.url("device_api");
-    let logs = tempfile::tempdir().unwrap();
 
     // Demanded: refused, saying how to preload it.
-    let log = logs.path().join("demanded.log");
-    let (mut child, _) = spawn_api(&url, &["--storage", "timescaledb"], &log);
-    let mut status = None;
-    for _ in 0..300 {
-        status = child.try_wait().unwrap();
-        if status.is_some() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let _ = child.kill();
-    let text = std::fs::read_to_string(&log).unwrap();
+    let (mut child, _) = spawn_api(&url, &["--storage", "timescaledb"]);
+    let status = child.wait_timeout(Duration::from_secs(15));
+    let text = child.output();
     assert!(status.is_some_and(|status| !status.success()), "device-api did not refuse: {status:?}\n{text}");
     assert!(text.contains("not preloaded") && text.contains("shared_preload_libraries = 'timescaledb'"), "{text}");
 
     // Default: native partitions, with a warning that says how to preload it.
-    let log = logs.path().join("auto.log");
-    let (mut child, base) = spawn_api(&url, &[], &log);
+    let (mut child, base) = spawn_api(&url, &[]);
     let client = reqwest::Client::new();
     let mut ready = Value::Null;
     for _ in 0..300 {
@@ -315,14 +297,13 @@ async fn installed_but_not_preloaded_falls_back_or_refuses() {
             ready = response.json().await.unwrap();
             break;
         }
-        if child.try_wait().unwrap().is_some() {
+        if child.try_wait().is_some() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let _ = child.kill();
-    let _ = child.wait();
-    let text = std::fs::read_to_string(&log).unwrap();
+    child.stop();
+    let text = child.output();
     assert_eq!(ready["engine"], "native-partitions", "device-api did not start on native partitions:\n{text}");
     assert!(text.contains("WARN") && text.contains("shared_preload_libraries = 'timescaledb'"), "{text}");
 }

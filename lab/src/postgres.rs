@@ -179,28 +179,28 @@ impl PostgresInstance {
 
     /// Creates a database (owned by the superuser).
     pub fn create_database(&self, name: &str) -> Result<(), PostgresError> {
-        let psql = self.psql_path()?;
         let sql = format!("CREATE DATABASE \"{}\"", name.replace('"', "\"\""));
-        let output = Command::new(psql)
-            // Over the Unix socket, which every network namespace can reach.
-            .args([
-                "-X",
-                "-q",
-                "-v",
-                "ON_ERROR_STOP=1",
-                "-U",
-                "postgres",
-                "-d",
-                "postgres",
-                "-p",
-                &self.port.to_string(),
-            ])
-            .arg("-h")
-            .arg(self.dir())
-            .args(["-c", &sql])
+        let output = Command::new(self.psql_path()?)
+            .args(self.psql_args("postgres", &sql))
             .output()
             .map_err(|source| PostgresError::Io { doing: "running psql", source })?;
         check("CREATE DATABASE", &output)
+    }
+
+    /// A psql session on `database` that runs `sql` and ends, to be supervised:
+    /// tests use it to hold locks or load the server beside the system under test.
+    pub fn session(&self, database: &str, sql: &str) -> Result<Spec, PostgresError> {
+        Ok(Spec::new(self.psql_path()?).name("psql session").args(self.psql_args(database, sql)))
+    }
+
+    /// psql's arguments to run `sql` on `database` as the superuser, stopping at the
+    /// first error, over the Unix socket (which every network namespace can reach).
+    fn psql_args(&self, database: &str, sql: &str) -> Vec<std::ffi::OsString> {
+        let port = self.port.to_string();
+        let mut args: Vec<std::ffi::OsString> =
+            ["-X", "-q", "-v", "ON_ERROR_STOP=1", "-U", "postgres", "-d", database, "-p", &port].map(Into::into).into();
+        args.extend(["-h".into(), self.dir().as_os_str().to_owned(), "-c".into(), sql.into()]);
+        args
     }
 
     /// Stops the server (fast shutdown: open sessions are disconnected), keeping the
