@@ -41,7 +41,7 @@ impl Pusher {
             .client
             .put(&self.url)
             .header("content-type", "text/plain; version=0.0.4")
-            .body(self.recorder.render())
+            .body(self.recorder.render_async().await)
             .send()
             .await
             .map_err(|error| error.to_string())?;

@@ -229,7 +229,7 @@ pub(crate) async fn serve_metrics(
             "/metrics",
             axum::routing::get(move || {
                 let recorder = served.clone();
-                async move { recorder.render() }
+                async move { recorder.render_async().await }
             }),
         );
         tokio::spawn(async move { axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned()).await });

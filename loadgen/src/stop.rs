@@ -14,8 +14,10 @@ use crate::exit;
 pub fn on_signals(grace: Duration) -> CancellationToken {
     let stop = CancellationToken::new();
     let first = stop.clone();
+    // Installed here, not in the task: a signal before its first poll is caught too.
+    let first_signal = loadlab_telemetry::shutdown_signal();
     tokio::spawn(async move {
-        loadlab_telemetry::shutdown_signal().await;
+        first_signal.await;
         eprintln!(
             "loadgen: stopping: the current step ends and the report is marked interrupted \
              (a second signal, or {} s, exits at once)",
