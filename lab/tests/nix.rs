@@ -116,6 +116,19 @@ fn nix_derives_what_the_lab_derives() {
         serde_json::json!(["192.168.56.101:8089", "192.168.56.112:8089", "192.168.56.113:8089"])
     );
     assert!(other["plans"]["default"].as_array().unwrap().contains(&serde_json::json!("0.995")));
+    // The run unit drives the agent of every loadgen host, in the topology's order.
+    let agents = evaluate("nixos/lib/args.nix", &other_topology(dir.path()), Some("agentUrls")).unwrap();
+    assert_eq!(
+        agents,
+        serde_json::json!(["http://192.168.56.101:8091", "http://192.168.56.112:8091", "http://192.168.56.113:8091"])
+    );
+    let plan = evaluate("nixos/lib/args.nix", &other_topology(dir.path()), Some("defaults.loadgen.default")).unwrap();
+    let plan: Vec<&str> = plan.as_array().unwrap().iter().map(|word| word.as_str().unwrap()).collect();
+    let at = plan.iter().position(|word| *word == "--agents").expect("the run unit names its agents");
+    assert_eq!(
+        plan[at + 1],
+        agents.as_array().unwrap().iter().map(|url| url.as_str().unwrap()).collect::<Vec<_>>().join(",")
+    );
 }
 
 #[test]
@@ -148,6 +161,8 @@ fn every_flag_a_module_passes_is_accepted_by_its_program() {
         };
         accepted("device-api", &list(&defaults["device-api"])).unwrap();
         accepted("grpc-stress", &list(&defaults["grpc-stress"])).unwrap();
+        accepted("loadgen", &list(&defaults["loadgen-agent"])).unwrap();
+        accepted("loadlab", &list(&defaults["loadlab-serve"])).unwrap();
         let plans = defaults["loadgen"].as_object().unwrap();
         assert!(plans.len() >= 2);
         for (plan, args) in plans {
@@ -155,16 +170,19 @@ fn every_flag_a_module_passes_is_accepted_by_its_program() {
         }
 
         // Each environment variable a module sets is one its program reads.
-        for (program, help_args) in [
-            ("device-api", vec!["--help"]),
-            ("grpc-stress", vec!["server", "--help"]),
-            ("loadgen", vec!["breakpoint", "--help"]),
+        // (the module's program, the binary and its words)
+        for (module, program, help_args) in [
+            ("device-api", "device-api", vec!["--help"]),
+            ("grpc-stress", "grpc-stress", vec!["server", "--help"]),
+            ("loadgen", "loadgen", vec!["breakpoint", "--help"]),
+            ("loadgen-agent", "loadgen", vec!["agent", "--help"]),
+            ("loadlab-serve", "loadlab", vec!["serve", "--help"]),
         ] {
             let help = Command::new(binary(program)).args(&help_args).output().unwrap();
             let help = String::from_utf8_lossy(&help.stdout);
-            for name in defaults["environment"][program].as_array().unwrap() {
+            for name in defaults["environment"][module].as_array().unwrap() {
                 let name = name.as_str().unwrap();
-                assert!(help.contains(&format!("[env: {name}=")), "{program} does not read {name}");
+                assert!(help.contains(&format!("[env: {name}=")), "{module} does not read {name}");
             }
         }
     }
