@@ -5,7 +5,7 @@
 //!   address.
 //!
 //! In both, each host's processes are pinned to its share of the CPUs, the load
-//! generator's never shared (see [`assign_cpus`]).
+//! generators' never shared with another role's host (see [`assign_cpus`]).
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
@@ -54,8 +54,9 @@ impl Layout {
         // Both isolations pin each host to its share of the CPUs, so the generator
         // never shares a CPU with the system under test.
         let vcpus: Vec<u32> = topology.hosts.iter().map(|host| host.vcpus).collect();
-        let generator = topology.hosts.iter().position(|host| host.has(Role::Loadgen));
-        let cpus = assign_cpus(&vcpus, &available_cpus(), generator);
+        let generators: Vec<usize> =
+            (0..topology.hosts.len()).filter(|index| topology.hosts[*index].has(Role::Loadgen)).collect();
+        let cpus = assign_cpus(&vcpus, &available_cpus(), &generators);
         for (host, cpus) in topology.hosts.iter().zip(cpus) {
             layout.cpus.insert(host.name.clone(), cpus);
         }

@@ -2,6 +2,11 @@
 //! bottleneck analysis against the lab's own Prometheus), export the run's series to
 //! CSV, tear everything down and exit with loadgen's verdict code.
 //!
+//! The load comes from the `loadgen agent` on each loadgen host (one or several, see
+//! [`crate::stack::Agents`]); this process is their controller, running loadgen's
+//! library in-process as `loadgen breakpoint --agents …` would: one code path however
+//! many loadgen hosts there are.
+//!
 //! Everything a run leaves is in `<out>/<run id>/`: loadgen's `report.html`,
 //! `summary.json` and `seconds.csv`; `metrics.csv` (the export); `lab.json` (the
 //! resolved layout, versions, what was missing, which targets Prometheus saw up);
@@ -14,10 +19,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, bail};
+use clap::Parser;
 use loadgen::launch::{Breakpoint, Export};
 use loadlab_supervise::prometheus::Prometheus;
-use loadlab_supervise::{Place, Signal, Spec, Stop, Supervised};
+use loadlab_supervise::{Place, Spec};
 use serde_json::json;
+use tokio_util::sync::CancellationToken;
 
 use crate::session::{LabOptions, Session};
 use crate::stack::{Isolation, Stack};
@@ -76,8 +83,7 @@ pub fn run(options: &RunOptions, stop: Arc<AtomicBool>) -> anyhow::Result<u8> {
 
     let launch = breakpoint_launch(&session, &stack, &plan, &dirs);
     let loadgen_started = Instant::now();
-    let code = run_loadgen(&session, &stack, &launch, &dirs, &stop)
-        .and_then(|process| watch_loadgen(process, &mut stack, &stop))?;
+    let code = run_controller(&session, &mut stack, &launch, &stop)?;
     let targets_up = targets_up(&session, &stack, loadgen_started.elapsed());
     export_series(&session, &stack, &launch, &dirs);
 
@@ -127,20 +133,22 @@ fn monitoring_url(session: &Session, stack: &Stack, service: Service) -> Option<
     stack.has(service.name()).then(|| format!("http://{}", stack.layout.address(monitor, service)))
 }
 
-/// The breakpoint search the plan asks for, aimed at this lab.
+/// The breakpoint search the plan asks for, aimed at this lab and sent through its
+/// agents (which serve the loadgen hosts' `/metrics`, so the controller serves none).
 fn breakpoint_launch(session: &Session, stack: &Stack, plan: &Plan, dirs: &RunDirs) -> Breakpoint {
     let topology = &session.topology;
     let target_host = topology.host_with(plan.target).expect("validated");
     let target_service = if plan.target == Role::GrpcStress { Service::GrpcStress } else { Service::DeviceApi };
-    let loadgen_host = topology.host_with(Role::Loadgen).expect("validated");
     let launch = Breakpoint {
         target: format!("http://{}", stack.layout.address(target_host, target_service)),
-        listen: Some(stack.layout.address(loadgen_host, Service::Loadgen)),
+        listen: None,
         out: Some(dirs.run.clone()),
         run_id: dirs.id.clone(),
         bottlenecks: Some(session.stack_options.monitoring_dir.join("bottlenecks.toml")),
         prometheus: monitoring_url(session, stack, Service::Prometheus),
         pushgateway: monitoring_url(session, stack, Service::Pushgateway),
+        agents: stack.agents.urls.clone(),
+        agent_token_file: Some(stack.agents.token_file.clone()),
         plan: crate::topology::flags(&plan.loadgen),
     };
     if launch.prometheus.is_none() {
@@ -149,65 +157,108 @@ fn breakpoint_launch(session: &Session, stack: &Stack, plan: &Plan, dirs: &RunDi
     launch
 }
 
-/// Where loadgen runs: the loadgen host's place.
+/// Where the controller runs: the first loadgen host's place (its namespace reaches
+/// the agents, Prometheus and the Pushgateway; its CPUs are a generator's, never the
+/// system under test's).
 fn loadgen_place(session: &Session, stack: &Stack) -> Place {
     stack.layout.place(session.topology.host_with(Role::Loadgen).expect("validated"))
 }
 
-/// Starts loadgen on its host, its output copied to the terminal and its log.
-fn run_loadgen(
-    session: &Session,
-    stack: &Stack,
-    launch: &Breakpoint,
-    dirs: &RunDirs,
-    stop: &AtomicBool,
-) -> anyhow::Result<Supervised> {
+/// How long the controller may take to end after a cancel (loadgen's grace, the
+/// agents' final reports, the report written) before the run is given up on.
+const CONTROLLER_STOP_LIMIT: Duration = Duration::from_secs(35);
+
+/// Runs the plan with this process as the agents' controller (loadgen's library, on
+/// a thread at the first loadgen host's place) and returns loadgen's exit code. On
+/// Ctrl-C, or when a lab component dies, the run is cancelled: loadgen ends the step on
+/// every agent and still writes its report. A plan loadgen refuses is its usage code.
+fn run_controller(session: &Session, stack: &mut Stack, launch: &Breakpoint, stop: &AtomicBool) -> anyhow::Result<u8> {
     let args = launch.args();
-    say(&format!("running loadgen: loadgen {}", args.join(" ")));
+    let hosts = stack.agents.urls.len();
+    say(&format!("running the plan on {hosts} loadgen agent(s), controlled from here: loadgen {}", args.join(" ")));
     if stop.load(Ordering::SeqCst) {
         bail!("interrupted");
     }
-    let process = Spec::new(session.stack_options.bin_dir.join("loadgen"))
-        .args(args)
-        .place(loadgen_place(session, stack))
-        .cwd(&session.stack_options.work_dir)
-        .log(dirs.logs.join("loadgen.log"))
-        .echo("  │ ")
-        // SIGINT, so it still writes its report (as on Ctrl-C).
-        .stop(Stop::signal(Signal::SIGINT, Duration::from_secs(30)))
-        .spawn()
-        .context("starting loadgen")?;
-    Ok(process)
-}
-
-/// Waits for loadgen's verdict; stops it (SIGINT, so it still writes its report) on
-/// Ctrl-C or when a lab component dies. A signal death has no code: it counts as
-/// interrupted.
-fn watch_loadgen(mut loadgen: Supervised, stack: &mut Stack, stop: &AtomicBool) -> anyhow::Result<u8> {
-    let mut signalled = false;
-    let status = loop {
-        if let Some(status) = loadgen.try_wait() {
-            break status;
+    let plan = loadgen::cli::Cli::try_parse_from(std::iter::once("loadgen".to_string()).chain(args))
+        .map_err(|error| error.render().to_string())
+        .and_then(|cli| cli.command.into_plan()?.ok_or_else(|| "not a load command".to_string()));
+    let plan = match plan {
+        Ok(plan) => plan,
+        Err(error) => {
+            eprintln!("loadgen: error: {}", error.trim_end());
+            return Ok(loadgen::exit::USAGE);
         }
-        if !signalled {
-            let reason = if stop.load(Ordering::SeqCst) {
-                Some("interrupted".to_string())
-            } else {
-                stack.exited().map(|(name, status)| format!("{name} exited ({status}) during the run"))
-            };
-            if let Some(reason) = reason {
-                say(&format!("{reason}: stopping loadgen"));
-                loadgen.signal(Signal::SIGINT);
-                signalled = true;
+    };
+    let place = loadgen_place(session, stack);
+    let cancel = CancellationToken::new();
+    let (done, outcome) = std::sync::mpsc::channel();
+    let token = cancel.clone();
+    std::thread::Builder::new().name("controller".into()).spawn(move || {
+        let cpus = place.cpus.clone();
+        let ran = place.within(move || -> std::io::Result<_> {
+            if let Some(cpus) = cpus {
+                pin_this_thread(&cpus)?;
+            }
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            Ok(runtime.block_on(loadgen::run::execute_watched(&plan, token, true, None)))
+        });
+        let _ = done.send(ran.and_then(|ran| ran));
+    })?;
+    let mut cancelled: Option<Instant> = None;
+    let ran = loop {
+        match outcome.recv_timeout(Duration::from_millis(100)) {
+            Ok(ran) => break ran,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                say("the controller failed (see above)");
+                return Ok(loadgen::exit::INTERRUPTED);
             }
         }
-        std::thread::sleep(Duration::from_millis(100));
+        match cancelled {
+            None => {
+                let reason = if stop.load(Ordering::SeqCst) {
+                    Some("interrupted".to_string())
+                } else {
+                    stack.exited().map(|(name, status)| format!("{name} exited ({status}) during the run"))
+                };
+                if let Some(reason) = reason {
+                    say(&format!("{reason}: stopping the run"));
+                    cancel.cancel();
+                    cancelled = Some(Instant::now());
+                }
+            }
+            Some(since) if since.elapsed() > CONTROLLER_STOP_LIMIT => {
+                say(&format!("the run did not end {CONTROLLER_STOP_LIMIT:?} after it was stopped: giving up on it"));
+                return Ok(loadgen::exit::INTERRUPTED);
+            }
+            Some(_) => {}
+        }
     };
-    Ok(status.code().and_then(|code| u8::try_from(code).ok()).unwrap_or(loadgen::exit::INTERRUPTED))
+    match ran.context("running the controller")? {
+        Ok((report, code)) => {
+            eprint!("{}", loadgen::output::terminal::summary(&report));
+            Ok(code)
+        }
+        Err(error) => {
+            eprintln!("loadgen: error: {error}");
+            Ok(error.exit_code())
+        }
+    }
 }
 
-/// Which targets Prometheus saw up during the run, as {"job/instance": up}. Loadgen
-/// has exited by now, so it looks back over the whole run, not at this instant.
+/// Pins the calling thread (and the threads it starts) to `cpus` (`0,2`, as the
+/// layout writes CPU lists).
+fn pin_this_thread(cpus: &str) -> std::io::Result<()> {
+    let mut set = nix::sched::CpuSet::new();
+    for cpu in cpus.split(',') {
+        let cpu: usize = cpu.trim().parse().map_err(|_| std::io::Error::other(format!("bad CPU list {cpus}")))?;
+        set.set(cpu).map_err(std::io::Error::from)?;
+    }
+    nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set).map_err(std::io::Error::from)
+}
+
+/// Which targets Prometheus saw up during the run, as {"job/instance": up}. It looks
+/// back over the whole run, not at this instant.
 fn targets_up(session: &Session, stack: &Stack, loadgen_ran: Duration) -> serde_json::Value {
     let Some(url) = monitoring_url(session, stack, Service::Prometheus) else { return json!({}) };
     let window = format!("{}s", loadgen_ran.as_secs_f64().ceil() as u64 + 10);
@@ -263,8 +314,9 @@ fn report_end(dirs: &RunDirs, code: u8, took: Duration) {
         say(&format!("done in {seconds:.0} s (loadgen exit code {code}): {}", report.display()));
     } else {
         say(&format!(
-            "done in {seconds:.0} s, but loadgen exited {code} without a report: see {}",
-            dirs.logs.join("loadgen.log").display()
+            "done in {seconds:.0} s, but loadgen ended ({code}) without a report: see its lines above and the agents' \
+             logs in {}",
+            dirs.logs.display()
         ));
     }
 }
@@ -310,6 +362,7 @@ fn write_lab_json(
         },
         "layout": stack.map(|stack| &stack.layout),
         "missing": stack.map(|stack| stack.missing.iter().map(|(name, why)| json!({"component": name, "why": why})).collect::<Vec<_>>()),
+        "agents": stack.map(|stack| &stack.agents.urls),
         "loadgen_exit_code": loadgen_exit_code,
         "targets_up": targets_up,
         "versions": versions,

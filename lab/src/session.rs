@@ -45,6 +45,12 @@ pub struct LabOptions {
     /// the loadlab binary).
     #[arg(long, env = "LOADLAB_MONITORING")]
     pub monitoring: Option<PathBuf>,
+    /// The loadgen agents' shared token: a file whose first line is the token (16
+    /// characters or more). A lab on this machine makes a fresh one in its working
+    /// directory (0600) unless given one; `serve --lab network` needs the one the
+    /// loadgen hosts' agents were given.
+    #[arg(long, env = "LOADLAB_AGENT_TOKEN_FILE")]
+    pub agent_token_file: Option<PathBuf>,
 }
 
 /// A lab being set up: everything resolved, the working directory made and registered.
@@ -92,6 +98,7 @@ impl Session {
             storage: options.storage,
             any_port: options.any_port,
             netem: options.netem.clone(),
+            agent_token_file: options.agent_token_file.clone(),
             bin_dir,
             monitoring_dir,
             work_dir: work_dir.path().to_path_buf(),

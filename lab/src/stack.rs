@@ -1,11 +1,13 @@
 //! The running lab: every role's components of a topology, started in dependency
-//! order (network, PostgreSQL, exporters, device-api, grpc-stress, Pushgateway,
-//! Prometheus), each waited for until ready, and all stopped in reverse order when
+//! order (network, PostgreSQL, exporters, device-api, grpc-stress, a `loadgen agent`
+//! on each loadgen host, Pushgateway, Prometheus), each waited for until ready, and all stopped in reverse order when
 //! the stack is dropped, including after a failure half-way through. Where each
 //! listens and runs is decided first, by [`Layout`].
 
+use std::io::Write;
 use std::net::Ipv4Addr;
-use std::path::PathBuf;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use loadlab_supervise::Supervised;
@@ -57,6 +59,8 @@ pub struct StackOptions {
     /// Take a free port instead of failing when a topology port is taken.
     pub any_port: bool,
     pub netem: Option<Netem>,
+    /// The agents' token file to use (none: a fresh one in `work_dir`).
+    pub agent_token_file: Option<PathBuf>,
     /// Where device-api, grpc-stress and loadgen are.
     pub bin_dir: PathBuf,
     /// The repository's `monitoring/` directory (rule files).
@@ -65,6 +69,17 @@ pub struct StackOptions {
     pub work_dir: PathBuf,
     /// One `<component>.log` per component.
     pub log_dir: PathBuf,
+}
+
+/// The lab's load generators: a `loadgen agent` on each loadgen host, which a
+/// controller (`loadlab run`, `loadlab serve`, or `loadgen breakpoint --agents`)
+/// drives as one generator with the lab's token.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct Agents {
+    /// Each agent's `http://address:port`, in the topology's order.
+    pub urls: Vec<String>,
+    /// The shared token: a file in the lab's working directory only its user reads.
+    pub token_file: PathBuf,
 }
 
 /// The running components. Dropping it stops them, newest first.
@@ -82,6 +97,8 @@ pub struct Stack {
     pub timescaledb_preloaded: bool,
     /// The engine device-api's `/ready` reported (`timescaledb`, `native-partitions`).
     pub storage_engine: Option<String>,
+    /// The load generators, ready for a controller.
+    pub agents: Agents,
     options: StackOptions,
 }
 
@@ -112,6 +129,7 @@ impl Stack {
             urls: Vec::new(),
             timescaledb_preloaded: false,
             storage_engine: None,
+            agents: Agents::default(),
             options: options.clone(),
         };
         if options.isolation == Isolation::Netns {
@@ -123,6 +141,7 @@ impl Stack {
         let database_url = stack.start_database(topology, say)?;
         stack.start_exporters(topology, say)?;
         stack.start_services(topology, database_url, say)?;
+        stack.start_agents(topology, say)?;
         stack.start_monitoring(topology, say)?;
         Ok(stack)
     }
@@ -229,6 +248,45 @@ impl Stack {
             self.start_server("grpc-stress", &spec, grpc, Service::GrpcStressMetrics, say)?;
             self.show("grpc-stress", format!("http://{listen}"), grpc);
         }
+        Ok(())
+    }
+
+    /// A `loadgen agent` on each loadgen host, at its host's address and CPUs,
+    /// connecting to the targets from that address, serving its `/metrics` where
+    /// Prometheus scrapes the host's loadgen; and the lab's token for them.
+    fn start_agents(&mut self, topology: &Topology, say: &dyn Fn(&str)) -> anyhow::Result<()> {
+        let token_file = match &self.options.agent_token_file {
+            Some(given) => given.clone(),
+            None => {
+                let made = self.options.work_dir.join("agent.token");
+                write_token(&made).with_context(|| format!("writing the agents' token to {}", made.display()))?;
+                made
+            }
+        };
+        let mut urls = Vec::new();
+        for host in topology.hosts_with(Role::Loadgen) {
+            let listen = self.layout.address(host, Service::LoadgenAgent);
+            let args = [
+                "agent",
+                "--listen",
+                &listen.to_string(),
+                "--token-file",
+                &token_file.display().to_string(),
+                "--metrics-listen",
+                "{address}",
+                "--source-address",
+                &self.layout.ip(host).to_string(),
+            ]
+            .map(str::to_string)
+            .to_vec();
+            let spec = self.our_program("loadgen", args, "/metrics");
+            let name = format!("loadgen-agent-{}", host.name);
+            self.start_server(&name, &spec, host, Service::Loadgen, say)?;
+            let metrics = self.layout.address(host, Service::Loadgen);
+            self.show(&format!("loadgen agent on {} (metrics)", host.name), format!("http://{metrics}"), host);
+            urls.push(format!("http://{listen}"));
+        }
+        self.agents = Agents { urls, token_file };
         Ok(())
     }
 
@@ -350,6 +408,13 @@ impl Stack {
         }
         self.network.take();
     }
+}
+
+/// A fresh random token (32 hex digits) in a new file that only this user may read.
+fn write_token(path: &Path) -> std::io::Result<()> {
+    let token: String = rand::random::<[u8; 16]>().iter().map(|byte| format!("{byte:02x}")).collect();
+    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+    writeln!(file, "{token}")
 }
 
 impl Drop for Stack {

@@ -1,7 +1,8 @@
 //! `loadlab up`, `status` and `down`: the lab kept running for exploration.
 //!
-//! `up` starts every component of the topology (as `loadlab run` does, without
-//! loadgen), prints every URL and how to point a Grafana at it, and keeps the lab
+//! `up` starts every component of the topology (as `loadlab run` does, the loadgen
+//! hosts' agents waiting for a controller), prints every URL, how to drive the agents
+//! and how to point a Grafana at it, and keeps the lab
 //! until Ctrl-C, SIGTERM or `loadlab down`, or until a component dies. `status` reads
 //! the lab records (see [`crate::state`]) and probes each URL from where it lives;
 //! `down` asks each `up` to stop and waits until it has.
@@ -17,7 +18,7 @@ use crate::run::say;
 use crate::session::{LabOptions, Session};
 use crate::stack::Stack;
 use crate::state::{Registration, records};
-use crate::topology::{Role, Service};
+use crate::topology::Role;
 
 /// Starts the lab and keeps it until `stop` is set or a component exits.
 pub fn up(options: &LabOptions, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
@@ -26,14 +27,8 @@ pub fn up(options: &LabOptions, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
     let mut stack = Stack::start(&session.topology, &session.stack_options, &mut session.registration, &say)?;
     let topology = &session.topology;
     let loadgen_host = topology.host_with(Role::Loadgen).expect("validated");
-    let loadgen_listen = stack.layout.address(loadgen_host, Service::Loadgen);
     let loadgen_namespace = stack.layout.namespaces.get(&loadgen_host.name).cloned();
-    let mut urls = stack.urls.clone();
-    urls.push((
-        "loadgen metrics (while loadgen runs)".into(),
-        format!("http://{loadgen_listen}"),
-        loadgen_namespace.clone(),
-    ));
+    let urls = stack.urls.clone();
     session.registration.record.urls = urls.clone();
     session.registration.save()?;
     print_urls(&session.registration, &urls);
@@ -47,9 +42,11 @@ pub fn up(options: &LabOptions, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
     let prometheus = url_of("Prometheus");
     let in_loadgen = loadgen_namespace.map(|ns| format!("ip netns exec {ns} ")).unwrap_or_default();
     println!();
-    println!("Drive it (the loadgen host's metrics address, so Prometheus scrapes it):");
+    println!("Drive it through the loadgen hosts' agents (Prometheus scrapes their metrics):");
     println!(
-        "  {in_loadgen}loadgen breakpoint --target {api} --listen {loadgen_listen}{}",
+        "  {in_loadgen}loadgen breakpoint --target {api} --listen none --agents {} --agent-token-file {}{}",
+        stack.agents.urls.join(","),
+        stack.agents.token_file.display(),
         prometheus.as_ref().map(|url| format!(" --prometheus {url}")).unwrap_or_default()
     );
     if let Some(url) = &prometheus {

@@ -67,16 +67,27 @@ fn every_nix_file_parses() {
     }
 }
 
-/// A topology unlike the shipped one: five hosts, grpc-stress alone, settings of
-/// every value kind, a float in a plan.
+/// A topology unlike the shipped one: seven hosts, grpc-stress alone, three load
+/// generators, settings of every value kind, a float in a plan.
 fn other_topology(dir: &Path) -> PathBuf {
     let text = std::fs::read_to_string(repository().join("topology.toml")).unwrap();
+    let generators = (2..=3)
+        .map(|n| {
+            format!(
+                "[[hosts]]\nname = \"loadgen-{n}\"\naddress = \"192.168.56.{}\"\nvcpus = 1\nmemory_mib = 1024\n\
+                 roles = [\"loadgen\"]\n\n",
+                110 + n
+            )
+        })
+        .collect::<String>();
     let text = text
         .replace("roles = [\"device-api\", \"grpc-stress\"]", "roles = [\"device-api\"]")
         .replace(
             "[settings.device-api]",
-            "[[hosts]]\nname = \"grpc\"\naddress = \"192.168.56.20\"\nvcpus = 4\nmemory_mib = 4096\n\
-             roles = [\"grpc-stress\"]\n\n[settings.device-api]\nwriters = 2\nbatch-max-wait = \"5ms\"",
+            &format!(
+                "[[hosts]]\nname = \"grpc\"\naddress = \"192.168.56.20\"\nvcpus = 4\nmemory_mib = 4096\n\
+                 roles = [\"grpc-stress\"]\n\n{generators}[settings.device-api]\nwriters = 2\nbatch-max-wait = \"5ms\""
+            ),
         )
         .replace("max-heap = \"512MiB\"", "max-heap = \"1GiB\"\nmax-in-flight = 5000")
         .replace("slo-quantile = 0.99", "slo-quantile = 0.995\nslo-errors-percent = 0.5")
@@ -99,17 +110,38 @@ fn nix_derives_what_the_lab_derives() {
     let other = loadlab_derives(&other_topology(dir.path()));
     assert_eq!(other["hosts"]["grpc"]["open_tcp_ports"], serde_json::json!([9100, 50051, 50052]));
     assert_eq!(other["hosts"]["monitor"]["open_tcp_ports"], serde_json::json!([3300, 9090, 9091, 9100]));
+    assert_eq!(other["hosts"]["loadgen-3"]["open_tcp_ports"], serde_json::json!([8089, 8091, 9100]));
+    assert_eq!(
+        other["scrape_jobs"]["loadgen"],
+        serde_json::json!(["192.168.56.101:8089", "192.168.56.112:8089", "192.168.56.113:8089"])
+    );
     assert!(other["plans"]["default"].as_array().unwrap().contains(&serde_json::json!("0.995")));
+    // The run unit drives the agent of every loadgen host, in the topology's order.
+    let agents = evaluate("nixos/lib/args.nix", &other_topology(dir.path()), Some("agentUrls")).unwrap();
+    assert_eq!(
+        agents,
+        serde_json::json!(["http://192.168.56.101:8091", "http://192.168.56.112:8091", "http://192.168.56.113:8091"])
+    );
+    let plan = evaluate("nixos/lib/args.nix", &other_topology(dir.path()), Some("defaults.loadgen.default")).unwrap();
+    let plan: Vec<&str> = plan.as_array().unwrap().iter().map(|word| word.as_str().unwrap()).collect();
+    let at = plan.iter().position(|word| *word == "--agents").expect("the run unit names its agents");
+    assert_eq!(
+        plan[at + 1],
+        agents.as_array().unwrap().iter().map(|url| url.as_str().unwrap()).collect::<Vec<_>>().join(",")
+    );
 }
 
 #[test]
-fn nix_refuses_a_topology_without_a_database() {
+fn nix_refuses_a_topology_without_a_database_or_a_load_generator() {
     let dir = tempfile::tempdir().unwrap();
     let text = std::fs::read_to_string(repository().join("topology.toml")).unwrap();
     let path = dir.path().join("topology.toml");
     std::fs::write(&path, text.replace("roles = [\"database\"]", "roles = []")).unwrap();
     let error = evaluate("nixos/lib/derived.nix", &path, None).unwrap_err();
     assert!(error.contains("topology: roles [\"database\"] need exactly one host each"), "{error}");
+    std::fs::write(&path, text.replace("roles = [\"loadgen\"]", "roles = []")).unwrap();
+    let error = evaluate("nixos/lib/derived.nix", &path, None).unwrap_err();
+    assert!(error.contains("topology: roles [\"loadgen\"] need at least one host each"), "{error}");
 }
 
 /// Runs `program args… --help`: clap parses (and checks) every argument before it
@@ -129,6 +161,8 @@ fn every_flag_a_module_passes_is_accepted_by_its_program() {
         };
         accepted("device-api", &list(&defaults["device-api"])).unwrap();
         accepted("grpc-stress", &list(&defaults["grpc-stress"])).unwrap();
+        accepted("loadgen", &list(&defaults["loadgen-agent"])).unwrap();
+        accepted("loadlab", &list(&defaults["loadlab-serve"])).unwrap();
         let plans = defaults["loadgen"].as_object().unwrap();
         assert!(plans.len() >= 2);
         for (plan, args) in plans {
@@ -136,16 +170,19 @@ fn every_flag_a_module_passes_is_accepted_by_its_program() {
         }
 
         // Each environment variable a module sets is one its program reads.
-        for (program, help_args) in [
-            ("device-api", vec!["--help"]),
-            ("grpc-stress", vec!["server", "--help"]),
-            ("loadgen", vec!["breakpoint", "--help"]),
+        // (the module's program, the binary and its words)
+        for (module, program, help_args) in [
+            ("device-api", "device-api", vec!["--help"]),
+            ("grpc-stress", "grpc-stress", vec!["server", "--help"]),
+            ("loadgen", "loadgen", vec!["breakpoint", "--help"]),
+            ("loadgen-agent", "loadgen", vec!["agent", "--help"]),
+            ("loadlab-serve", "loadlab", vec!["serve", "--help"]),
         ] {
             let help = Command::new(binary(program)).args(&help_args).output().unwrap();
             let help = String::from_utf8_lossy(&help.stdout);
-            for name in defaults["environment"][program].as_array().unwrap() {
+            for name in defaults["environment"][module].as_array().unwrap() {
                 let name = name.as_str().unwrap();
-                assert!(help.contains(&format!("[env: {name}=")), "{program} does not read {name}");
+                assert!(help.contains(&format!("[env: {name}=")), "{module} does not read {name}");
             }
         }
     }

@@ -26,6 +26,30 @@ fn the_shipped_topology_is_valid_and_separates_the_roles() {
 }
 
 #[test]
+fn several_hosts_may_generate_load_each_with_its_agent_and_metrics() {
+    let second = "[[hosts]]\nname = \"loadgen-2\"\naddress = \"192.168.56.105\"\nvcpus = 1\nmemory_mib = 1536\n\
+                  roles = [\"loadgen\"]\n\n[[hosts]]\nname = \"app\"";
+    let topology = edited("[[hosts]]\nname = \"app\"", second).unwrap();
+    let generators: Vec<&str> = topology.hosts_with(Role::Loadgen).map(|host| host.name.as_str()).collect();
+    assert_eq!(generators, ["loadgen", "loadgen-2"]);
+    let derived = topology.derived();
+    // /metrics (Prometheus scrapes it) and the agent's port (the controller drives it).
+    for host in generators {
+        assert_eq!(derived.hosts[host].open_tcp_ports, vec![8089, 8091, 9100], "{host}");
+    }
+    assert_eq!(derived.scrape_jobs["loadgen"], vec!["192.168.56.101:8089", "192.168.56.105:8089"]);
+    assert_eq!(derived.scrape_jobs["node"].len(), 5);
+    // Only load generators come in numbers.
+    let second_database =
+        second.replace("loadgen-2", "db-2").replace("roles = [\"loadgen\"]", "roles = [\"database\"]");
+    let refused = edited("[[hosts]]\nname = \"app\"", &second_database).unwrap_err();
+    assert_eq!(
+        refused,
+        TopologyError::RoleOnSeveralHosts { role: Role::Database, hosts: vec!["db-2".into(), "db".into()] }
+    );
+}
+
+#[test]
 fn flags_are_sorted_bare_for_true_and_repeated_for_lists() {
     let table: Flags = toml::from_str("b = 2\na = true\nc = false\nd = [\"x\", \"y\"]\ne = 0.5").unwrap();
     assert_eq!(flags(&table), ["--a", "--b", "2", "--d", "x", "--d", "y", "--e", "0.5"]);
@@ -83,6 +107,12 @@ fn every_validation_error_names_the_problem() {
             "roles = []",
             TopologyError::MissingRole(Role::Database),
             "no host has role `database`; the lab needs exactly one",
+        ),
+        case(
+            "roles = [\"loadgen\"]",
+            "roles = []",
+            TopologyError::MissingRole(Role::Loadgen),
+            "no host has role `loadgen`; the lab needs at least one",
         ),
         case(
             "roles = [\"monitoring\"]",

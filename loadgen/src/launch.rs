@@ -1,6 +1,6 @@
 //! What a controller (loadlab) hands loadgen: the options of `loadgen breakpoint`
-//! that the lab sets (where the target, the metrics, the results and the monitoring
-//! are) beside the plan's own, and the `loadgen export` that follows a run. The lab
+//! that the lab sets (where the target, the metrics, the results, the monitoring and
+//! the agents are) beside the plan's own, and the `loadgen export` that follows a run. The lab
 //! builds its argument lists from these types, never by hand, and refuses a plan
 //! that sets one of [`LAB_SET`], so no flag name is repeated outside loadgen; the
 //! tests below parse what they build with loadgen's own parser.
@@ -10,7 +10,8 @@ use std::path::PathBuf;
 
 /// The `breakpoint` options a [`Breakpoint`] sets, which a plan may not: one per
 /// field, in the order of [`Breakpoint::lab_set`].
-pub const LAB_SET: [&str; 7] = ["target", "listen", "out", "run-id", "bottlenecks", "prometheus", "pushgateway"];
+pub const LAB_SET: [&str; 9] =
+    ["target", "listen", "out", "run-id", "bottlenecks", "prometheus", "pushgateway", "agents", "agent-token-file"];
 
 /// A breakpoint search as the lab launches it.
 #[derive(Clone, Debug, PartialEq)]
@@ -28,6 +29,11 @@ pub struct Breakpoint {
     pub prometheus: Option<String>,
     /// Pushgateway for the results; none, nothing pushed.
     pub pushgateway: Option<String>,
+    /// The `loadgen agent`s that send the load (`http://host:port`), driven by this
+    /// process as their controller; none, the load comes from this process.
+    pub agents: Vec<String>,
+    /// The agents' shared token (a file); needed with `agents`.
+    pub agent_token_file: Option<PathBuf>,
     /// The plan's own `breakpoint` options (`--start-rate 200 …`), none of [`LAB_SET`].
     pub plan: Vec<String>,
 }
@@ -48,7 +54,18 @@ impl Breakpoint {
     /// The value of each of [`LAB_SET`]; a new field fails to compile here until it
     /// is given its option.
     fn lab_set(&self) -> [Option<String>; LAB_SET.len()] {
-        let Self { target, listen, out, run_id, bottlenecks, prometheus, pushgateway, plan: _ } = self;
+        let Self {
+            target,
+            listen,
+            out,
+            run_id,
+            bottlenecks,
+            prometheus,
+            pushgateway,
+            agents,
+            agent_token_file,
+            plan: _,
+        } = self;
         [
             Some(target.clone()),
             Some(listen.map_or_else(|| "none".to_string(), |listen| listen.to_string())),
@@ -57,6 +74,8 @@ impl Breakpoint {
             bottlenecks.as_ref().map(|bottlenecks| bottlenecks.display().to_string()),
             prometheus.clone(),
             pushgateway.clone(),
+            (!agents.is_empty()).then(|| agents.join(",")),
+            agent_token_file.as_ref().map(|file| file.display().to_string()),
         ]
     }
 }
@@ -112,6 +131,8 @@ mod tests {
             bottlenecks: Some("/repo/monitoring/bottlenecks.toml".into()),
             prometheus: Some("http://127.0.56.104:9090".into()),
             pushgateway: Some("http://127.0.56.104:9091".into()),
+            agents: vec!["http://127.0.56.101:8091".into(), "http://127.0.56.105:8091".into()],
+            agent_token_file: Some("/tmp/lab/agent.token".into()),
             plan: ["--start-rate", "200", "--slo-quantile", "0.99"].map(str::to_string).to_vec(),
         }
     }
@@ -131,12 +152,23 @@ mod tests {
         assert_eq!(Some(parsed.bottlenecks), launch.bottlenecks);
         assert_eq!(parsed.prometheus, launch.prometheus);
         assert_eq!(parsed.common.pushgateway, launch.pushgateway);
+        assert_eq!(parsed.agents.agents, launch.agents);
+        assert_eq!(parsed.agents.agent_token_file, launch.agent_token_file);
         assert_eq!((parsed.start_rate, parsed.slo_quantile), (200.0, 0.99), "the plan's options follow");
 
-        let without = Breakpoint { prometheus: None, pushgateway: None, listen: None, out: None, ..breakpoint() };
+        let without = Breakpoint {
+            prometheus: None,
+            pushgateway: None,
+            listen: None,
+            out: None,
+            agents: Vec::new(),
+            agent_token_file: None,
+            ..breakpoint()
+        };
         let Command::Breakpoint(parsed) = parse(without.args()).unwrap().command else { panic!("not breakpoint") };
         assert_eq!((parsed.prometheus, parsed.common.pushgateway), (None, None));
         assert_eq!((parsed.common.listen, parsed.common.out), (None, None));
+        assert_eq!((parsed.agents.agents, parsed.agents.agent_token_file), (Vec::<String>::new(), None));
     }
 
     #[test]

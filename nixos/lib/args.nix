@@ -22,21 +22,38 @@ rec {
     { listen, metricsListen, settings }:
     [ "server" "--listen" listen "--metrics-listen" metricsListen "--log-format" "json" ] ++ flags settings;
 
-  # loadgen: one breakpoint search of a plan. The unit adds --out and --run-id per run.
+  # loadgen agent on a loadgen host: takes work from a controller on `listen`, serves
+  # /metrics on `metricsListen`, connects to the targets from `sourceAddress`. Its
+  # token file comes from the environment (LOADGEN_AGENT_TOKEN_FILE, a credential).
+  loadgenAgent =
+    { listen, metricsListen, sourceAddress }:
+    [ "agent" "--listen" listen "--metrics-listen" metricsListen ]
+    ++ (if sourceAddress == null then [ ] else [ "--source-address" sourceAddress ])
+    ++ [ "--log-format" "json" ];
+
+  # loadgen as the agents' controller: one breakpoint search of a plan, the load sent
+  # by `agents` (their token file from the environment, LOADGEN_AGENT_TOKEN_FILE).
+  # The agents serve the loadgen hosts' /metrics, so the controller serves none. The
+  # unit adds --out and --run-id per run.
   loadgenBreakpoint =
-    { target, plan, listen, prometheus, pushgateway, bottlenecks }:
+    { target, plan, agents, prometheus, pushgateway, bottlenecks }:
     [ "breakpoint" "--target" target ]
     ++ flags plan
     ++ [
-      "--listen" listen
+      "--listen" "none"
+      "--agents" (builtins.concatStringsSep "," agents)
       "--prometheus" prometheus
       "--pushgateway" pushgateway
       "--bottlenecks" bottlenecks
       "--log-format" "json"
     ];
 
+  # Every loadgen host's agent, as a controller names them.
+  agentUrls = map (host: "http://${host.address}:${toString ports.loadgen-agent}") (topology.hostsWith "loadgen");
+
   # loadlab serve on the monitoring host: the topology's hosts are running (`--lab
-  # network`), the store in `data`, the monitoring files from the package.
+  # network`, their agents driven with the token of LOADLAB_AGENT_TOKEN_FILE, a
+  # credential), the store in `data`, the monitoring files from the package.
   loadlabServe =
     { listen, data, experiments, topology, monitoring }:
     [
@@ -53,7 +70,9 @@ rec {
   environment = {
     device-api = [ "DEVICE_API_DATABASE_URL" ];
     grpc-stress = [ ];
-    loadgen = [ "LOADGEN_OUT" "LOADGEN_RUN_ID" ];
+    loadgen = [ "LOADGEN_OUT" "LOADGEN_RUN_ID" "LOADGEN_AGENT_TOKEN_FILE" ];
+    loadgen-agent = [ "LOADGEN_AGENT_TOKEN_FILE" ];
+    loadlab-serve = [ "LOADLAB_AGENT_TOKEN_FILE" ];
   };
 
   # The plan's target URL: device-api or the grpc-stress server on its host.
@@ -77,12 +96,17 @@ rec {
       loadgenBreakpoint {
         target = planTarget plan;
         plan = plan.loadgen;
-        listen = "0.0.0.0:${toString ports.loadgen}";
+        agents = agentUrls;
         prometheus = url "monitoring" ports.prometheus;
         pushgateway = url "monitoring" ports.pushgateway;
         bottlenecks = "monitoring/bottlenecks.toml";
       }
     ) topology.plans;
+    loadgen-agent = loadgenAgent {
+      listen = "${(hostOf "loadgen").address}:${toString ports.loadgen-agent}";
+      metricsListen = "${(hostOf "loadgen").address}:${toString ports.loadgen}";
+      sourceAddress = (hostOf "loadgen").address;
+    };
     loadlab-serve = loadlabServe {
       listen = "127.0.0.1:8095";
       data = "/var/lib/loadlab-serve";

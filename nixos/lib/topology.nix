@@ -18,8 +18,11 @@ let
     device-api = [ "device-api" ];
     grpc-stress = [ "grpc-stress" "grpc-stress-metrics" ];
     monitoring = [ "prometheus" "pushgateway" "grafana" ];
-    loadgen = [ "loadgen" ];
+    # /metrics, and the agent a controller drives.
+    loadgen = [ "loadgen" "loadgen-agent" ];
   };
+  # Roles several hosts may play (the lab's Role::several): load generators.
+  severalRoles = [ "loadgen" ];
   allRoles = builtins.attrNames roleServices;
 
   # The Prometheus job of each scraped service; the rules and dashboards in
@@ -48,13 +51,16 @@ let
       inNetwork = address: builtins.match "192\\.168\\.56\\.([0-9]+)" address != null;
       badRoles = builtins.filter (role: !(builtins.hasAttr role roleServices)) (builtins.concatMap (host: host.roles) hosts);
       required = builtins.filter (role: role != "grpc-stress") allRoles;
-      missing = builtins.filter (role: builtins.length (hostsWith role) != 1) required;
+      single = builtins.filter (role: !(builtins.elem role severalRoles)) required;
+      missing = builtins.filter (role: builtins.length (hostsWith role) != 1) single;
+      unplayed = builtins.filter (role: hostsWith role == [ ]) severalRoles;
       outside = builtins.filter (host: !(inNetwork host.address)) hosts;
     in
     if !(unique names) then throw "topology: duplicate host names in ${toString topologyFile}"
     else if !(unique addresses) then throw "topology: duplicate addresses in ${toString topologyFile}"
     else if badRoles != [ ] then throw "topology: unknown roles ${builtins.toJSON badRoles}"
     else if missing != [ ] then throw "topology: roles ${builtins.toJSON missing} need exactly one host each"
+    else if unplayed != [ ] then throw "topology: roles ${builtins.toJSON unplayed} need at least one host each"
     else if outside != [ ] then throw "topology: ${(builtins.head outside).name} is outside 192.168.56.0/24"
     else true;
 
@@ -92,6 +98,7 @@ let
   settings = topology.settings or { };
   plans = topology.plans or { };
 
+  # The host of a role one host plays (of several, the first).
   hostOf = role: builtins.head (hostsWith role);
 in
 assert check;

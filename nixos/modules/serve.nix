@@ -1,6 +1,8 @@
 # `loadlab serve` on the monitoring host: the lab as a standing service. It runs the
 # experiments given here on their schedules against the topology's hosts (`--lab
-# network`), keeps every run in its store under /var/lib/loadlab-serve, and serves
+# network`; the loadgen hosts' agents send the load, driven from here with the
+# agents' token, `agentTokenFile`, read as a systemd credential), keeps every run in
+# its store under /var/lib/loadlab-serve, and serves
 # its API and /metrics on localhost (reach it with an SSH tunnel; starting runs is not
 # for the whole network). Prometheus on the same host scrapes it as job "loadlab",
 # and the alert rules of monitoring/prometheus/rules/experiments.yaml (loaded with
@@ -35,6 +37,21 @@ let
     cp ${experimentsFile} $out
   '';
   stateDir = "/var/lib/loadlab-serve";
+  option = import ../lib/options.nix lib config.services.loadlab.topology;
+  start = pkgs.writeShellScript "loadlab-serve-start" ''
+    export LOADLAB_AGENT_TOKEN_FILE="$CREDENTIALS_DIRECTORY/agent-token"
+    exec ${lib.getExe' cfg.package "loadlab"} ${
+      lib.escapeShellArgs (
+        args.loadlabServe {
+          inherit (cfg) listen;
+          data = stateDir;
+          experiments = "${checkedExperiments}";
+          topology = "${topologyFile}";
+          monitoring = "${cfg.package}/share/loadlab/monitoring";
+        }
+      )
+    }
+  '';
 in
 {
   imports = [ ./common.nix ];
@@ -49,6 +66,8 @@ in
       default = "127.0.0.1:8095";
       description = "Address of the API and /metrics (localhost: reach it through an SSH tunnel).";
     };
+
+    agentTokenFile = option.agentTokenFile;
 
     experiments = lib.mkOption {
       inherit (toml) type;
@@ -77,23 +96,17 @@ in
   # services.prometheus.scrapeConfigs (.../monitoring/prometheus/default.nix) are the
   # only options used here beyond those in reference/nixos.md.
   config = lib.mkIf cfg.enable {
+    # nixos/modules/misc/assertions.nix: assertions.
+    assertions = [ (option.agentTokenNotInStore cfg.agentTokenFile "services.loadlab.serve.agentTokenFile") ];
+
     systemd.services.loadlab-serve = {
       description = "loadlab serve: results server, run history, scheduled experiments";
       wantedBy = [ "multi-user.target" ];
       wants = [ "network-online.target" ];
       after = [ "network-online.target" ];
       serviceConfig = import ../lib/hardening.nix // {
-        ExecStart = "${lib.getExe' cfg.package "loadlab"} ${
-          lib.escapeShellArgs (
-            args.loadlabServe {
-              inherit (cfg) listen;
-              data = stateDir;
-              experiments = "${checkedExperiments}";
-              topology = "${topologyFile}";
-              monitoring = "${cfg.package}/share/loadlab/monitoring";
-            }
-          )
-        }";
+        ExecStart = start;
+        LoadCredential = [ "agent-token:${cfg.agentTokenFile}" ];
         StateDirectory = "loadlab-serve";
         # A stop cancels the run in progress and records it; loadgen's grace and the
         # store's commit fit in this.

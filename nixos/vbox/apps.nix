@@ -41,6 +41,9 @@ let
     "grpc-stress-metrics"
     "${at "grpc-stress" ports.grpc-stress-metrics}/metrics"
   ]
+  ++ map (host: [ "loadgen-agent-${host.name}" "http://${host.address}:${toString ports.loadgen}/metrics" ]) (
+    topology.hostsWith "loadgen"
+  )
   ++ map (host: [ "node-exporter-${host.name}" "http://${host.address}:${toString ports.node-exporter}/metrics" ]) topology.hosts;
   healthFile = writeText "loadlab-health" (lib.concatMapStrings (check: "${lib.concatStringsSep " " check}\n") health);
   runtimeInputs = [

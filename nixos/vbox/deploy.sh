@@ -29,13 +29,16 @@ if [ -z "$interface" ]; then
 fi
 echo "deploy-vbox: host-only network $interface ($network_ip/24)"
 
-# The database password and the deployer's SSH key, handed to the VMs as guest
-# properties (never in an image or the Nix store).
+# The database password, the loadgen agents' token and the deployer's SSH key, handed
+# to the VMs as guest properties (never in an image or the Nix store).
 mkdir -p "$state_dir"
-if [ ! -s "$state_dir/db-password" ]; then
-  (umask 077; od -An -tx1 -N16 /dev/urandom | tr -d ' \n' > "$state_dir/db-password")
-fi
+for secret in db-password agent-token; do
+  if [ ! -s "$state_dir/$secret" ]; then
+    (umask 077; od -An -tx1 -N16 /dev/urandom | tr -d ' \n' > "$state_dir/$secret")
+  fi
+done
 password=$(cat "$state_dir/db-password")
+agent_token=$(cat "$state_dir/agent-token")
 ssh_key=""
 for candidate in "$HOME/.ssh/id_ed25519.pub" "$HOME/.ssh/id_rsa.pub"; do
   if [ -s "$candidate" ]; then ssh_key=$(cat "$candidate"); break; fi
@@ -80,6 +83,7 @@ while read -r name address vcpus memory image; do
       --nic2 hostonly --hostonlyadapter2 "$interface" --macaddress2 "$mac"
   fi
   VBoxManage guestproperty set "$vm" /loadlab/db-password "$password" --flags RDONLYGUEST
+  VBoxManage guestproperty set "$vm" /loadlab/agent-token "$agent_token" --flags RDONLYGUEST
   if [ -n "$ssh_key" ]; then
     VBoxManage guestproperty set "$vm" /loadlab/ssh-key "$ssh_key" --flags RDONLYGUEST
   fi
@@ -106,4 +110,4 @@ done < "$LOADLAB_HEALTH"
 
 echo
 echo "The lab is up. Grafana's admin password: ssh root@<monitor address> cat /var/lib/loadlab-grafana-secrets/admin-password"
-echo "loadgen ran the default plan at boot; its results: /var/lib/loadlab-loadgen/results/ on the loadgen host (run it again: ssh root@<loadgen address> systemctl restart loadlab-loadgen)."
+echo "loadgen ran the default plan at boot through every loadgen host's agent; its results: /var/lib/loadlab-loadgen/results/ on the first loadgen host (run it again: ssh root@<its address> systemctl restart loadlab-loadgen)."

@@ -2,9 +2,10 @@
 # nixosConfigurations.<host>; the VirtualBox image module itself comes from
 # `system.build.images.virtualbox`, nixos/modules/image/images.nix): the memory and
 # CPUs of the topology, the second adapter on the host-only network with a MAC derived
-# from the address, predictable `eth0`/`eth1` names, and the database password handed
-# in by `deploy-vbox` as a guest property (never in the store or the image), written at
-# every boot to the path the database and device-api modules read by default.
+# from the address, predictable `eth0`/`eth1` names, and the secrets the host reads
+# (nixos/lib/secrets.nix: the database password, the loadgen agents' token) handed in
+# by `deploy-vbox` as guest properties (never in the store or the image), written at
+# every boot to the paths the modules read by default.
 {
   config,
   lib,
@@ -15,11 +16,9 @@ let
   cfg = config.services.loadlab;
   host = cfg.topology.hostsByName.${cfg.hostName};
   lastOctet = lib.toInt (lib.last (lib.splitString "." host.address));
-  secret = (import ../lib/options.nix lib cfg.topology).defaultPasswordFile;
-  # The units that read the password (nixos/modules/database.nix, device-api.nix).
-  consumers =
-    lib.optional cfg.database.enable "postgresql-setup.service"
-    ++ lib.optional cfg.device-api.enable "loadlab-device-api.service";
+  # The secrets this host reads and the units that read them.
+  secrets = import ../lib/secrets.nix { inherit lib config; };
+  consumers = lib.unique (lib.concatMap (secret: secret.readers) secrets);
   # boot.kernelPackages (nixos/modules/system/boot/kernel.nix) carries the guest
   # additions that virtualisation.virtualbox.guest.enable installs and loads.
   vboxControl = "${config.boot.kernelPackages.virtualboxGuestAdditions}/bin/VBoxControl";
@@ -117,13 +116,13 @@ in
     '';
   };
 
-  # Before PostgreSQL's setup and device-api, which read the password as a credential
-  # and are bound to this unit: if the property is missing, they do not start, and this
-  # unit's journal says why.
+  # Before the units that read the secrets as credentials (PostgreSQL's setup,
+  # device-api, the loadgen agent and run unit, loadlab serve), which are bound to this
+  # unit: if a property is missing, they do not start, and this unit's journal says why.
   systemd.services.loadlab-secrets = lib.mkIf (consumers != [ ]) (
     afterGuestAdditions
     // {
-      description = "Fetch the lab's database password from the VirtualBox guest property";
+      description = "Fetch the lab's secrets (${lib.concatMapStringsSep ", " (secret: secret.name) secrets}) from the VirtualBox guest properties";
       wantedBy = [ "multi-user.target" ];
       before = consumers;
       requiredBy = consumers;
@@ -134,14 +133,16 @@ in
         StateDirectoryMode = "0700";
       };
       script = ''
-        password=$(${getProperty} /loadlab/db-password)
-        if [ -z "$password" ]; then
-          echo "no /loadlab/db-password guest property for this VM (or VBoxControl could not read it, see above): deploy with nix run .#deploy-vbox, which sets it" >&2
+        umask 077
+      ''
+      + lib.concatMapStrings (secret: ''
+        value=$(${getProperty} /loadlab/${secret.name})
+        if [ -z "$value" ]; then
+          echo "no /loadlab/${secret.name} guest property for this VM (or VBoxControl could not read it, see above): deploy with nix run .#deploy-vbox, which sets it" >&2
           exit 1
         fi
-        umask 077
-        printf '%s' "$password" > ${secret}
-      '';
+        printf '%s' "$value" > ${secret.file}
+      '') secrets;
     }
   );
 }

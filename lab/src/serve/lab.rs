@@ -92,12 +92,22 @@ pub fn prepare(
                 Some(dir) => dir.clone(),
                 None => crate::session::find_monitoring_dir()?,
             };
+            // The loadgen hosts' agents send the load, with the token they were given.
+            let agents: Vec<String> = topology
+                .hosts_with(Role::Loadgen)
+                .map(|host| format!("http://{}:{}", host.address, topology.ports.get(Service::LoadgenAgent)))
+                .collect();
+            let token = config.options.agent_token_file.clone().ok_or_else(|| {
+                anyhow::anyhow!("--lab network drives the loadgen hosts' agents: give --agent-token-file (their token)")
+            })?;
             let where_ = Where {
                 target,
                 listen: None,
                 prometheus: address(Role::Monitoring, Service::Prometheus),
                 pushgateway: address(Role::Monitoring, Service::Pushgateway),
                 bottlenecks: Some(monitoring.join("bottlenecks.toml")),
+                agents,
+                agent_token_file: Some(token),
             };
             Ok(Prepared { lab: json!({"mode": "network", "plan": plan_name}), where_, local: None })
         }
@@ -125,10 +135,10 @@ pub fn prepare(
             let monitor = topology.host_with(Role::Monitoring).expect("validated");
             let target_host = topology.host_with(plan.target).expect("validated");
             let target_service = if plan.target == Role::GrpcStress { Service::GrpcStress } else { Service::DeviceApi };
-            let loadgen_host = topology.host_with(Role::Loadgen).expect("validated");
+            // The agents serve the loadgen hosts' /metrics; this process serves none.
             let where_ = Where {
                 target: format!("http://{}", layout.address(target_host, target_service)),
-                listen: Some(layout.address(loadgen_host, Service::Loadgen)),
+                listen: None,
                 prometheus: stack
                     .has("prometheus")
                     .then(|| format!("http://{}", layout.address(monitor, Service::Prometheus))),
@@ -136,6 +146,8 @@ pub fn prepare(
                     .has("pushgateway")
                     .then(|| format!("http://{}", layout.address(monitor, Service::Pushgateway))),
                 bottlenecks: Some(session.stack_options.monitoring_dir.join("bottlenecks.toml")),
+                agents: stack.agents.urls.clone(),
+                agent_token_file: Some(stack.agents.token_file.clone()),
             };
             let lab = json!({
                 "mode": "local",

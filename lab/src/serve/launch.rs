@@ -3,10 +3,10 @@
 //! (`execute_watched`), never by reading a child's output. Every second and every
 //! step arrive as [`LiveEvent`]s while it runs.
 //!
-//! Today the load comes from this process; when the lab's loadgen hosts become
-//! `loadgen agent`s, [`words`] adds `--agents` and the same call drives them through
-//! loadgen's in-process controller (a cancel reaches every agent through the same
-//! token).
+//! The load comes from the lab's `loadgen agent`s (one per loadgen host): [`words`]
+//! adds `--agents`, and this process is their controller through loadgen's library (a
+//! cancel reaches every agent through the same token). A run with a target of its own
+//! sends its load from this process.
 
 use std::collections::BTreeMap;
 
@@ -164,6 +164,9 @@ pub struct Where {
     pub prometheus: Option<String>,
     pub pushgateway: Option<String>,
     pub bottlenecks: Option<std::path::PathBuf>,
+    /// The lab's agents, which send the load (none: this process sends it).
+    pub agents: Vec<String>,
+    pub agent_token_file: Option<std::path::PathBuf>,
 }
 
 /// loadgen's words for a breakpoint search with `flags` at `where_` (built by
@@ -177,6 +180,8 @@ pub fn words(flags: &Flags, where_: &Where, run_id: &str) -> Vec<String> {
         bottlenecks: where_.prometheus.as_ref().and(where_.bottlenecks.clone()),
         prometheus: where_.prometheus.clone(),
         pushgateway: where_.pushgateway.clone(),
+        agents: where_.agents.clone(),
+        agent_token_file: where_.agent_token_file.clone(),
         plan: crate::topology::flags(flags),
     };
     std::iter::once("loadgen".to_string()).chain(launch.args()).collect()

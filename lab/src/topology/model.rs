@@ -42,6 +42,12 @@ impl Role {
         self != Role::GrpcStress
     }
 
+    /// Several hosts may play it: load generators (each runs a `loadgen agent`, and
+    /// one controller drives them as one generator). Every other role is one server.
+    pub fn several(self) -> bool {
+        self == Role::Loadgen
+    }
+
     /// The services a host with this role serves.
     pub fn services(self) -> &'static [Service] {
         match self {
@@ -49,7 +55,7 @@ impl Role {
             Role::DeviceApi => &[Service::DeviceApi],
             Role::GrpcStress => &[Service::GrpcStress, Service::GrpcStressMetrics],
             Role::Monitoring => &[Service::Prometheus, Service::Pushgateway, Service::Grafana],
-            Role::Loadgen => &[Service::Loadgen],
+            Role::Loadgen => &[Service::Loadgen, Service::LoadgenAgent],
         }
     }
 }
@@ -66,7 +72,10 @@ pub enum Service {
     DeviceApi,
     GrpcStress,
     GrpcStressMetrics,
+    /// A loadgen host's `/metrics` (its agent's).
     Loadgen,
+    /// A loadgen host's agent, where the controller drives it (gRPC).
+    LoadgenAgent,
     Prometheus,
     Pushgateway,
     Grafana,
@@ -76,11 +85,12 @@ pub enum Service {
 }
 
 impl Service {
-    pub const ALL: [Service; 10] = [
+    pub const ALL: [Service; 11] = [
         Service::DeviceApi,
         Service::GrpcStress,
         Service::GrpcStressMetrics,
         Service::Loadgen,
+        Service::LoadgenAgent,
         Service::Prometheus,
         Service::Pushgateway,
         Service::Grafana,
@@ -96,6 +106,7 @@ impl Service {
             Service::GrpcStress => "grpc-stress",
             Service::GrpcStressMetrics => "grpc-stress-metrics",
             Service::Loadgen => "loadgen",
+            Service::LoadgenAgent => "loadgen-agent",
             Service::Prometheus => "prometheus",
             Service::Pushgateway => "pushgateway",
             Service::Grafana => "grafana",
@@ -116,7 +127,7 @@ impl Service {
             Service::Pushgateway => Some("pushgateway"),
             Service::NodeExporter => Some("node"),
             Service::PostgresExporter => Some("postgres"),
-            Service::GrpcStress | Service::Grafana | Service::Postgresql => None,
+            Service::GrpcStress | Service::LoadgenAgent | Service::Grafana | Service::Postgresql => None,
         }
     }
 }
@@ -149,6 +160,7 @@ pub struct Ports {
     pub grpc_stress: u16,
     pub grpc_stress_metrics: u16,
     pub loadgen: u16,
+    pub loadgen_agent: u16,
     pub prometheus: u16,
     pub pushgateway: u16,
     pub grafana: u16,
@@ -164,6 +176,7 @@ impl Ports {
             Service::GrpcStress => self.grpc_stress,
             Service::GrpcStressMetrics => self.grpc_stress_metrics,
             Service::Loadgen => self.loadgen,
+            Service::LoadgenAgent => self.loadgen_agent,
             Service::Prometheus => self.prometheus,
             Service::Pushgateway => self.pushgateway,
             Service::Grafana => self.grafana,
@@ -213,9 +226,15 @@ pub struct Plan {
 }
 
 impl Topology {
-    /// The host that plays `role` (validation guarantees at most one).
+    /// The host that plays `role` (validation guarantees at most one, but for roles
+    /// that [`Role::several`] hosts play: then the first).
     pub fn host_with(&self, role: Role) -> Option<&Host> {
         self.hosts.iter().find(|host| host.has(role))
+    }
+
+    /// Every host that plays `role`, in the file's order.
+    pub fn hosts_with(&self, role: Role) -> impl Iterator<Item = &Host> {
+        self.hosts.iter().filter(move |host| host.has(role))
     }
 
     pub fn scrape_interval(&self) -> Duration {

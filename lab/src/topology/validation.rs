@@ -27,7 +27,7 @@ pub enum TopologyError {
     TooSmall { host: String, what: &'static str, least: u32 },
     #[error("host `{host}` lists role `{role}` twice")]
     DuplicateRole { host: String, role: Role },
-    #[error("no host has role `{0}`; the lab needs exactly one")]
+    #[error("no host has role `{0}`; the lab needs {needs}", needs = if .0.several() { "at least one" } else { "exactly one" })]
     MissingRole(Role),
     #[error("role `{role}` is given to {hosts:?}; the lab runs one {role}")]
     RoleOnSeveralHosts { role: Role, hosts: Vec<String> },
@@ -130,7 +130,7 @@ impl Topology {
         Ok(())
     }
 
-    /// Each required role on exactly one host, the others on at most one.
+    /// Each required role on a host, and only load generators on several.
     fn check_roles(&self) -> Result<(), TopologyError> {
         for role in Role::ALL {
             let hosts: Vec<String> =
@@ -138,7 +138,7 @@ impl Topology {
             if hosts.is_empty() && role.required() {
                 return Err(TopologyError::MissingRole(role));
             }
-            if hosts.len() > 1 {
+            if hosts.len() > 1 && !role.several() {
                 return Err(TopologyError::RoleOnSeveralHosts { role, hosts });
             }
         }

@@ -91,8 +91,9 @@ pub struct AgentsArgs {
     /// Drive these agents (`loadgen agent` on other hosts, http://host:port,
     /// comma-separated) as one generator: each runs its segment of the schedule, all
     /// start together, their histograms are merged exactly and the SLO is judged on
-    /// the merged result. Open models only (--rate, --stages, breakpoint).
-    #[arg(long, env = "LOADGEN_AGENTS", value_delimiter = ',', value_parser = values::url)]
+    /// the merged result. Open models only (--rate, --stages, breakpoint). Given
+    /// once, with every agent.
+    #[arg(long, env = "LOADGEN_AGENTS", value_delimiter = ',', value_parser = values::url, action = clap::ArgAction::Set)]
     pub agents: Vec<String>,
     /// The agents' shared token: a file whose first line is the token.
     #[arg(long, env = "LOADGEN_AGENT_TOKEN_FILE")]
