@@ -28,9 +28,10 @@ struct Options {
     /// Only these cases (comma-separated names); all by default.
     #[arg(long, value_delimiter = ',')]
     cases: Vec<String>,
-    /// Where the matrix is written as JSON.
-    #[arg(long, default_value = "target/bottlenecks-matrix.json")]
-    json: PathBuf,
+    /// Where the matrix is written as JSON [default: target/bottlenecks-matrix.json in
+    /// the workspace].
+    #[arg(long)]
+    json: Option<PathBuf>,
     #[arg(long, hide = true)]
     bench: bool,
 }
@@ -176,12 +177,13 @@ fn main() {
         }
     }
     print_matrix(&matrix, &cases);
-    if let Some(parent) = options.json.parent() {
+    let json = options.json.unwrap_or_else(|| loadlab_fixtures::repository().join("target/bottlenecks-matrix.json"));
+    if let Some(parent) = json.parent() {
         std::fs::create_dir_all(parent).expect("the JSON file's directory");
     }
-    std::fs::write(&options.json, serde_json::to_string_pretty(&matrix).expect("the matrix serializes"))
+    std::fs::write(&json, serde_json::to_string_pretty(&matrix).expect("the matrix serializes"))
         .expect("the JSON file is written");
-    println!("\nwritten to {}", options.json.display());
+    println!("\nwritten to {}", json.display());
 }
 
 fn print_matrix(matrix: &Matrix, cases: &[Case]) {

@@ -144,27 +144,33 @@ pub fn verdict(ranking: &[Reading]) -> String {
     }
 }
 
-/// The limit a signal is judged against. The generator's lateness is measured into
-/// every corrected latency, so it can break a latency SLO only when it is a good part
-/// of it: its limit is the file's or a quarter of the SLO's latency, whichever is
-/// larger. Below that, a generator that is a little late (another process on its
-/// CPU, say) does not hide a server that saturated.
-pub fn effective_limit(signal: &Signal, latency_limit: Option<Duration>) -> f64 {
-    match latency_limit {
-        Some(latency) if signal.generator => signal.limit.max(latency.as_secs_f64() / 4.0),
+/// How late the generator may be before its lateness, not the server, is what broke
+/// the SLO. Its lateness is inside every corrected latency, so it matters only as a
+/// good part of the latency judged: a quarter of the SLO's latency limit, or half the
+/// latency the broken step measured, whichever is larger. A generator a little late
+/// (another process on its CPU, say) then does not hide a server that saturated.
+pub fn lateness_allowed(slo_latency: Duration, broken_latency: Option<Duration>) -> Duration {
+    (slo_latency / 4).max(broken_latency.unwrap_or_default() / 2)
+}
+
+/// The limit a signal is judged against: the file's, or for the generator's own
+/// signals at least the lateness `allowed` (see [`lateness_allowed`]).
+pub fn effective_limit(signal: &Signal, allowed: Option<Duration>) -> f64 {
+    match allowed {
+        Some(allowed) if signal.generator => signal.limit.max(allowed.as_secs_f64()),
         _ => signal.limit,
     }
 }
 
 /// Reads every signal over `held` and `broke` from `prometheus`, judging each against
-/// its [`effective_limit`] for an SLO of `latency_limit`. A signal that cannot be read
-/// keeps its error; when none can, the verdict says so.
+/// its [`effective_limit`] with the generator's lateness `allowed`. A signal that
+/// cannot be read keeps its error; when none can, the verdict says so.
 pub async fn analyse(
     prometheus: &Prometheus,
     signals: &[Signal],
     held: Option<Window>,
     broke: Option<Window>,
-    latency_limit: Option<Duration>,
+    allowed: Option<Duration>,
 ) -> Analysis {
     let mut readings = Vec::new();
     for signal in signals {
@@ -192,7 +198,7 @@ pub async fn analyse(
             kind: signal.kind.clone(),
             reading: signal.reading.clone(),
             query: signal.query.clone(),
-            limit: effective_limit(signal, latency_limit),
+            limit: effective_limit(signal, allowed),
             generator: signal.generator,
             precedence: signal.precedence,
             held,
@@ -301,7 +307,7 @@ mod tests {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../monitoring/bottlenecks.toml");
         let generator = load(&path).unwrap().into_iter().find(|signal| signal.generator).unwrap();
         // p99 lag 19 ms against a 100 ms SLO: late, but not what broke it.
-        let slo = Some(Duration::from_millis(100));
+        let slo = Some(lateness_allowed(Duration::from_millis(100), Some(Duration::from_millis(30))));
         assert_eq!(effective_limit(&generator, slo), 0.025);
         assert_eq!(effective_limit(&generator, None), generator.limit);
         let ranking = rank(vec![
@@ -315,6 +321,14 @@ mod tests {
             ranked("device-api CPU", 1, 0.5, Some(0.3), Some(0.6), false),
         ]);
         assert_eq!(ranking[0].resource, "load generator");
+        // 76 ms late where the server answered in 2 s: the server broke the SLO.
+        let allowed = Some(lateness_allowed(Duration::from_millis(100), Some(Duration::from_secs(2))));
+        assert_eq!(effective_limit(&generator, allowed), 1.0);
+        let ranking = rank(vec![
+            ranked("load generator", 2, effective_limit(&generator, allowed), Some(0.041), Some(0.076), true),
+            ranked("device-api database pool", 2, 0.9, Some(0.5), Some(1.0), false),
+        ]);
+        assert_eq!(ranking[0].resource, "device-api database pool");
     }
 
     #[test]

@@ -211,7 +211,7 @@ async fn preflight(common: &CommonArgs, profile: &Profile) -> Result<Option<Anal
     let signals = crate::bottleneck::load(&source.signals)?;
     let prometheus = Prometheus::new(&source.prometheus);
     prometheus.ready().await.map_err(RunError::Prometheus)?;
-    Ok(Some(Analysis { prometheus, signals, latency_limit: Some(slo.latency_limit) }))
+    Ok(Some(Analysis { prometheus, signals, slo_latency: slo.latency_limit, slo_quantile: slo.latency_quantile }))
 }
 
 /// Serves `/metrics` on `listen` (when given) until `stop`; returns the recorder.
@@ -274,8 +274,10 @@ impl Pushing {
 struct Analysis {
     prometheus: Prometheus,
     signals: Vec<crate::bottleneck::Signal>,
-    /// The SLO's latency limit (the generator's lateness is judged against it).
-    latency_limit: Option<std::time::Duration>,
+    /// The SLO's latency limit and quantile (the generator's lateness is judged
+    /// against them).
+    slo_latency: std::time::Duration,
+    slo_quantile: f64,
 }
 
 impl Analysis {
@@ -292,8 +294,11 @@ impl Analysis {
             _ = stop.cancelled() => return None,
         }
         let (held, broke) = (window_of(point.rate), window_of(point.broken_rate));
+        let broken_step = outcome.steps.iter().find(|step| Some(step.level()) == point.broken_rate);
+        let broken_latency = broken_step.and_then(|step| step.outcome.stats.quantile(self.slo_quantile));
+        let allowed = Some(crate::bottleneck::lateness_allowed(self.slo_latency, broken_latency));
         let analysis = tokio::select! {
-            analysis = crate::bottleneck::analyse(&self.prometheus, &self.signals, held, broke, self.latency_limit) => analysis,
+            analysis = crate::bottleneck::analyse(&self.prometheus, &self.signals, held, broke, allowed) => analysis,
             _ = stop.cancelled() => return None,
         };
         eprintln!("loadgen: bottleneck: {}", analysis.verdict);
