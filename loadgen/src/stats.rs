@@ -118,7 +118,8 @@ impl Stats {
     pub fn errors_by_kind(&self) -> BTreeMap<String, u64> {
         let mut kinds = BTreeMap::new();
         for ((_, outcome), latencies) in &self.by_request {
-            if !outcome.is_ok() {
+            // Cleared intervals keep their keys with empty histograms: only counts show.
+            if !outcome.is_ok() && !latencies.corrected.is_empty() {
                 *kinds.entry(outcome.to_string()).or_insert(0) += latencies.corrected.len();
             }
         }

@@ -31,6 +31,8 @@ fn second(second: u64) -> SecondRow {
         p99_ms: Some(3.0),
         p99_uncorrected_ms: Some(2.5),
         lag_p99_ms: None,
+                errors_by_kind: Default::default(),
+                agents: Vec::new(),
     }
 }
 
