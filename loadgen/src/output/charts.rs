@@ -126,7 +126,7 @@ impl LineChart {
         let xs = || self.lines.iter().flat_map(|line| line.points.iter().map(|point| point.0));
         let ys = || self.lines.iter().flat_map(|line| line.points.iter().map(|point| point.1));
         let x_min = xs().filter(|x| x.is_finite()).fold(f64::INFINITY, f64::min);
-        let x_min = if x_min.is_finite() { x_min.min(0.0).max(-1e15) } else { 0.0 };
+        let x_min = if x_min.is_finite() { x_min.clamp(-1e15, 0.0) } else { 0.0 };
         let x_max = axis_max(xs().chain(self.marks.iter().map(|mark| mark.x)), 1.0);
         let levels = self.level.iter().map(|(level, _)| *level);
         let y_max = axis_max(ys().chain(levels), 1.1);
