@@ -7,8 +7,8 @@
 //! figures change without a reload and agree with the API's row for the same second,
 //! stop it; start it again and let it finish; read the breaking point, the
 //! bottleneck ranking, the downloads and the Grafana links; reload and see the same
-//! charts; find both runs in history, filter, and compare them side by side. A script
-//! error on any page fails the test. Screenshots of every page are saved under
+//! charts; find both runs in history, filter, and compare them side by side; open
+//! an experiment's page. A script error on any page fails the test. Screenshots of every page are saved under
 //! `target/tmp/ui/`.
 //!
 //! Every wait is bounded; a bound is a liveness limit, far above what it takes.
@@ -182,7 +182,7 @@ impl Page {
 
 /// The live figures on screen: the second, and each figure's raw value.
 const LIVE: &str = "const dl = document.querySelector('#now dl'); if (!dl) return null; \
-    const out = {second: Number(dl.dataset.second)}; \
+    const out = {second: Number(dl.dataset.second), position: Number(dl.dataset.position)}; \
     for (const dd of dl.querySelectorAll('dd[data-value]')) out[dd.dataset.field] = dd.dataset.value === '' ? null : JSON.parse(dd.dataset.value); \
     out.p99_text = dl.querySelector('[data-field=p99_ms]').textContent; \
     out.state = document.querySelector('#state').dataset.state; return out;";
@@ -190,12 +190,18 @@ const LIVE: &str = "const dl = document.querySelector('#now dl'); if (!dl) retur
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_web_ui_starts_watches_explains_and_compares_runs_in_chromium() {
     let data = tempfile::tempdir().unwrap();
+    // An experiment due half a day from now: listed, never run during the test.
+    let experiments = data.path().join("experiments.toml");
+    let daily = (chrono::Utc::now() + chrono::Duration::hours(12)).format("%H:%M");
+    std::fs::write(&experiments, format!("[experiments.nightly]\nplan = \"smoke\"\ndaily = \"{daily}\"\n")).unwrap();
     let address = free_address();
     let serve = common::loadlab()
         .name("loadlab serve")
         .env("RUST_LOG", "info")
         .args(["serve", "--listen", &address.to_string(), "--grafana", "http://grafana.invalid:3000", "--data"])
-        .arg(data.path().join("store"));
+        .arg(data.path().join("store"))
+        .arg("--experiments")
+        .arg(&experiments);
     let _serve = tokio::task::spawn_blocking(move || serve.start(&Ready::http(address, "/openapi.json"), READY_LIMIT))
         .await
         .unwrap()
@@ -208,6 +214,7 @@ async fn the_web_ui_starts_watches_explains_and_compares_runs_in_chromium() {
     assert!(page.count("#hosts tbody tr").await >= 4, "the topology's hosts");
     assert!(page.text("#plans").await.contains("smoke"));
     assert_eq!(page.text("#active").await, "Nothing is running.");
+    assert!(page.text("#experiments").await.contains("nightly"), "the experiments");
     page.screenshot("overview").await;
 
     // A run started from the form, watched live, stopped.
@@ -227,10 +234,14 @@ async fn the_web_ui_starts_watches_explains_and_compares_runs_in_chromium() {
         .await;
     assert_eq!(page.client.execute("return window.sameDocument", vec![]).await.unwrap(), json!(true));
     assert_eq!(later["state"], "running", "{later}");
-    // What the page shows for a second is what the API has for it.
+    // What the page shows for a second is what the API has for it (the row at the
+    // same position: a step's last second and the next step's first can share a
+    // number).
     let rows = api(address, &format!("/runs/{first}/seconds")).await;
     let second = later["second"].as_u64().unwrap();
-    let row = rows.as_array().unwrap().iter().find(|row| row["second"] == second).expect("the API has that second");
+    let position = later["position"].as_u64().unwrap() as usize;
+    let row = &rows.as_array().unwrap()[position];
+    assert_eq!(row["second"], second, "the API's row {position}: {row}");
     for field in ["offered_rate", "completed", "p50_ms", "p90_ms", "p99_ms", "p99_uncorrected_ms", "errors", "dropped"]
     {
         assert_eq!(later[field].as_f64(), row[field].as_f64(), "{field} of second {second}: page {later}, API {row}");
@@ -242,14 +253,11 @@ async fn the_web_ui_starts_watches_explains_and_compares_runs_in_chromium() {
     for chart in ["#chart-rate path", "#chart-latency path", "#chart-errors", "#chart-lag"] {
         assert!(page.count(chart).await >= 1, "{chart} on the live page");
     }
-    // The bottleneck signals arrive while it runs (every 2 s from the lab's Prometheus).
-    page.until(
-        "live bottleneck signals",
-        PAGE_LIMIT,
-        "return document.querySelectorAll('#signals tbody tr').length",
-        |n| n.as_u64().is_some_and(|n| n >= 5),
-    )
-    .await;
+    // The bottleneck signals arrive while it runs, with values once Prometheus has
+    // scraped the lab (read every 2 s from the lab's Prometheus).
+    let script = "return document.querySelector('#state').dataset.state === 'running' ? \
+        [...document.querySelectorAll('#signals tbody tr td:nth-child(4)')].filter(td => td.textContent.endsWith('%')).length : -1";
+    page.until("live bottleneck signals with values", PAGE_LIMIT, script, |n| n.as_u64().is_some_and(|n| n >= 3)).await;
     page.screenshot("live").await;
     page.click("#stop").await;
     page.until("the stopped run", RUN_LIMIT, "return document.querySelector('#state').dataset.state", |state| {
@@ -321,6 +329,12 @@ async fn the_web_ui_starts_watches_explains_and_compares_runs_in_chromium() {
     assert!(sides.contains(&first) && sides.contains(&second_run), "{sides}");
     assert!(page.count("#chart-compare path").await >= 1);
     page.screenshot("compare").await;
+
+    // The experiment's page: its trend is empty (no run of it yet), and says so.
+    page.open("/ui/experiments/nightly").await;
+    assert!(page.text("#regressions").await.starts_with("No regression"));
+    assert_eq!(page.text("#change-points").await, "No change point detected.");
+    page.screenshot("experiment").await;
 
     // The overview lists them, and nothing runs any more.
     page.open("/ui/").await;

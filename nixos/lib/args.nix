@@ -36,9 +36,10 @@ rec {
     ];
 
   # loadlab serve on the monitoring host: the topology's hosts are running (`--lab
-  # network`), the store in `data`, the monitoring files from the package.
+  # network`), the store in `data`, the monitoring files from the package; its web UI
+  # links runs to `grafana`'s dashboards.
   loadlabServe =
-    { listen, data, experiments, topology, monitoring }:
+    { listen, data, experiments, topology, monitoring, grafana }:
     [
       "serve"
       "--listen" listen
@@ -47,7 +48,11 @@ rec {
       "--experiments" experiments
       "--topology" topology
       "--monitoring" monitoring
+      "--grafana" grafana
     ];
+
+  # Grafana on the monitoring host, as a browser on the lab network reaches it.
+  grafanaUrl = url "monitoring" ports.grafana;
 
   # The environment variables each module sets for each program.
   environment = {
@@ -89,6 +94,7 @@ rec {
       experiments = "experiments.toml";
       topology = "topology.toml";
       monitoring = "monitoring";
+      grafana = grafanaUrl;
     };
     inherit environment;
   };

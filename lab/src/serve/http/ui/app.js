@@ -350,7 +350,7 @@ async function overview(main) {
       td(h("a", { href: `/ui/experiments/${encodeURIComponent(e.name)}` }, e.name)), td(e.spec.plan || e.spec.target || "–"),
       td(e.last_run ? runLink(e.last_run.id) : "never"), td(e.last_run ? e.last_run.verdict || "–" : "–"),
       tdn(e.last_run ? perSecond(e.last_run.breaking_point) : "–"),
-      td(e.regressions.length ? h("span", { class: "bad" }, e.regressions.map((r) => `${r.metric} ${r.direction}`).join(", ")) : "none")), { id: "experiments" }))
+      td(e.regressions.length ? h("span", { class: "bad" }, e.regressions.map((r) => `${r.metric} ${r.direction}`).join(", ")) : "none"))), { id: "experiments" })
     : h("p", { class: "muted" }, "No experiments (loadlab serve --experiments FILE)."));
   main.append(h("h2", {}, "Recent runs"), runsTable(runs), h("p", {}, h("a", { href: "/ui/history" }, "All runs…")));
 }
@@ -443,7 +443,7 @@ async function runPage(main) {
     const finished = data.steps.filter(Boolean);
     put(now, 
       h("h2", {}, isFinal(data.run.state) ? `The last second (${last.second} s)` : `Now: second ${last.second}, ${last.step}`),
-      h("dl", { class: "figures", "data-second": last.second },
+      h("dl", { class: "figures", "data-second": last.second, "data-position": data.seconds.lastIndexOf(last) },
         cell("second", "second", String(last.second)), cell("current step", "step", last.step),
         cell("offered", "offered_rate", perSecond(last.offered_rate)), cell("achieved", "completed", perSecond(last.completed)),
         cell("p50 (corrected)", "p50_ms", ms(last.p50_ms)), cell("p90 (corrected)", "p90_ms", ms(last.p90_ms)),
