@@ -3,6 +3,7 @@
 //! outcomes, and it hands back statistics, so it can be tested on its own and its
 //! results merged exactly with other instances'.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -34,6 +35,46 @@ pub struct SecondRow {
     /// p99 of how late the generator sent (its own saturation).
     #[serde(default)]
     pub lag_p99_ms: Option<f64>,
+    /// The errors by kind (`http_503`, `timeout`, …; their sum is `errors`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub errors_by_kind: BTreeMap<String, u64>,
+    /// With agents: each agent's part of the second (empty when run locally).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub agents: Vec<SecondShare>,
+}
+
+/// One agent's part of a second.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct SecondShare {
+    pub agent: String,
+    pub sent: u64,
+    pub ok: u64,
+    pub errors: u64,
+    pub dropped: u64,
+    /// p99 of its schedule lag, ms.
+    pub lag_p99_ms: Option<f64>,
+}
+
+impl SecondShare {
+    /// `agent`'s part, from the statistics it reported for the second.
+    pub fn from_stats(agent: &str, stats: &Stats) -> Self {
+        Self {
+            agent: agent.to_string(),
+            sent: stats.offered.saturating_sub(stats.dropped),
+            ok: stats.ok(),
+            errors: stats.errors(),
+            dropped: stats.dropped,
+            lag_p99_ms: lag_p99(stats),
+        }
+    }
+}
+
+fn lag_p99(stats: &Stats) -> Option<f64> {
+    ms(stats
+        .schedule_lag
+        .as_ref()
+        .filter(|lag| !lag.is_empty())
+        .map(|lag| Duration::from_micros(lag.value_at_quantile(0.99))))
 }
 
 impl SecondRow {
@@ -59,11 +100,9 @@ impl SecondRow {
             p90_ms: at(&corrected, 0.9),
             p99_ms: at(&corrected, 0.99),
             p99_uncorrected_ms: at(&uncorrected, 0.99),
-            lag_p99_ms: ms(stats
-                .schedule_lag
-                .as_ref()
-                .filter(|lag| !lag.is_empty())
-                .map(|lag| Duration::from_micros(lag.value_at_quantile(0.99)))),
+            lag_p99_ms: lag_p99(stats),
+            errors_by_kind: stats.errors_by_kind(),
+            agents: Vec::new(),
         }
     }
 }
@@ -160,6 +199,10 @@ mod tests {
         assert_eq!(rows[0].1, 2, "the second's own statistics go with its row");
         assert!((rows[0].0.p99_ms.unwrap() - 10.0).abs() < 0.1);
         assert!((rows[0].0.p99_uncorrected_ms.unwrap() - 2.0).abs() < 0.1);
+        assert_eq!(rows[0].0.errors_by_kind, BTreeMap::from([("timeout".to_string(), 1)]), "errors by kind");
+        assert_eq!(rows[1].0.errors_by_kind, BTreeMap::new());
+        let share = SecondShare::from_stats("http://agent-1", collector.step());
+        assert_eq!((share.sent, share.ok, share.errors, share.dropped), (3, 2, 1, 2), "an agent's part");
         assert_eq!(rows[1].0.offered_rate, 0.0, "nothing sent in the second second");
         assert_eq!(rows[1].0.completed, 1);
         let (step, seconds) = collector.finish();

@@ -25,7 +25,7 @@ use tonic::service::Interceptor;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::attack::{AgentShare, OnSecond, StepOutcome};
-use crate::collector::SecondRow;
+use crate::collector::{SecondRow, SecondShare};
 use crate::pacer::Pace;
 use crate::runner::StepRunner;
 use crate::schedule::Segment;
@@ -313,7 +313,7 @@ impl Controller {
                 link.lost = Some("its session closed".into());
             }
         }
-        let mut gathering = Gathering::new(label);
+        let mut gathering = Gathering::new(label, self.links.iter().map(|link| link.url.clone()).collect());
         let received_before: Vec<u64> =
             self.links.iter().map(|link| link.received.load(std::sync::atomic::Ordering::Relaxed)).collect();
         let mut check = tokio::time::interval(self.options.heartbeat / 2);
@@ -390,8 +390,10 @@ impl Controller {
 /// A step's reports as they come in.
 struct Gathering {
     label: String,
-    /// second → (merged statistics, agents that reported it)
-    seconds: BTreeMap<u64, (Stats, Vec<usize>)>,
+    /// Each agent's name (its URL), by index.
+    agent_names: Vec<String>,
+    /// second → (merged statistics, each agent that reported it with its part)
+    seconds: BTreeMap<u64, (Stats, Vec<(usize, SecondShare)>)>,
     emitted: Vec<SecondRow>,
     next_second: Option<u64>,
     done: BTreeMap<usize, (Stats, agent::StepDone)>,
@@ -399,9 +401,10 @@ struct Gathering {
 }
 
 impl Gathering {
-    fn new(label: &str) -> Self {
+    fn new(label: &str, agent_names: Vec<String>) -> Self {
         Self {
             label: label.to_string(),
+            agent_names,
             seconds: BTreeMap::new(),
             emitted: Vec::new(),
             next_second: None,
@@ -418,7 +421,7 @@ impl Gathering {
         if let Err(error) = entry.0.merge(&stats) {
             self.trouble.insert(agent, error);
         }
-        entry.1.push(agent);
+        entry.1.push((agent, SecondShare::from_stats(&self.agent_names[agent], &stats)));
     }
 
     fn done(&mut self, agent: usize, done: agent::StepDone, names: &[&'static str]) {
@@ -439,14 +442,16 @@ impl Gathering {
     fn row(
         &self,
         second: u64,
-        stats: &Stats,
+        (stats, shares): &(Stats, Vec<(usize, SecondShare)>),
         schedule: Option<&crate::schedule::Schedule>,
         start: Instant,
         run_start: Instant,
     ) -> SecondRow {
         let step_second = (run_start + Duration::from_secs(second)).saturating_duration_since(start);
         let rate = schedule.map(|schedule| schedule.rate_at(step_second + Duration::from_millis(500)));
-        SecondRow::from_stats(second, &self.label, rate, stats)
+        let mut row = SecondRow::from_stats(second, &self.label, rate, stats);
+        row.agents = shares.iter().map(|(_, share)| share.clone()).collect();
+        row
     }
 
     /// Shows the seconds every live agent has reported (or that are two seconds old).
@@ -461,14 +466,16 @@ impl Gathering {
     ) {
         let waiting_for: Vec<usize> = live.iter().copied().filter(|index| links[*index].lost.is_none()).collect();
         while let Some((&second, (_, reported))) = self.seconds.iter().next() {
-            let complete = waiting_for.iter().all(|index| reported.contains(index) || self.done.contains_key(index));
+            let complete = waiting_for
+                .iter()
+                .all(|index| reported.iter().any(|(agent, _)| agent == index) || self.done.contains_key(index));
             let old = self.seconds.keys().next_back().is_some_and(|newest| *newest >= second + 2);
             if !complete && !old {
                 break;
             }
-            let (stats, _) = self.seconds.remove(&second).expect("a first entry");
-            let row = self.row(second, &stats, schedule, start, run_start);
-            on_second(&row, &stats);
+            let entry = self.seconds.remove(&second).expect("a first entry");
+            let row = self.row(second, &entry, schedule, start, run_start);
+            on_second(&row, &entry.0);
             self.emitted.push(row);
             self.next_second = Some(second + 1);
         }
@@ -481,9 +488,9 @@ impl Gathering {
         run_start: Instant,
         on_second: &mut OnSecond<'_>,
     ) {
-        for (second, (stats, _)) in std::mem::take(&mut self.seconds) {
-            let row = self.row(second, &stats, schedule, start, run_start);
-            on_second(&row, &stats);
+        for (second, entry) in std::mem::take(&mut self.seconds) {
+            let row = self.row(second, &entry, schedule, start, run_start);
+            on_second(&row, &entry.0);
             self.emitted.push(row);
         }
     }

@@ -114,6 +114,18 @@ impl Stats {
         self.by_request.iter().filter(|((_, outcome), _)| !outcome.is_ok()).map(|(_, l)| l.corrected.len()).sum()
     }
 
+    /// Errors by their outcome's label (`http_503`, `timeout`, …).
+    pub fn errors_by_kind(&self) -> BTreeMap<String, u64> {
+        let mut kinds = BTreeMap::new();
+        for ((_, outcome), latencies) in &self.by_request {
+            // Cleared intervals keep their keys with empty histograms: only counts show.
+            if !outcome.is_ok() && !latencies.corrected.is_empty() {
+                *kinds.entry(outcome.to_string()).or_insert(0) += latencies.corrected.len();
+            }
+        }
+        kinds
+    }
+
     /// Successful requests.
     pub fn ok(&self) -> u64 {
         self.completed() - self.errors()

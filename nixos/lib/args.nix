@@ -53,9 +53,10 @@ rec {
 
   # loadlab serve on the monitoring host: the topology's hosts are running (`--lab
   # network`, their agents driven with the token of LOADLAB_AGENT_TOKEN_FILE, a
-  # credential), the store in `data`, the monitoring files from the package.
+  # credential), the store in `data`, the monitoring files from the package; its web
+  # UI links runs to `grafana`'s dashboards.
   loadlabServe =
-    { listen, data, experiments, topology, monitoring }:
+    { listen, data, experiments, topology, monitoring, grafana }:
     [
       "serve"
       "--listen" listen
@@ -64,7 +65,11 @@ rec {
       "--experiments" experiments
       "--topology" topology
       "--monitoring" monitoring
+      "--grafana" grafana
     ];
+
+  # Grafana on the monitoring host, as a browser on the lab network reaches it.
+  grafanaUrl = url "monitoring" ports.grafana;
 
   # The environment variables each module sets for each program.
   environment = {
@@ -113,6 +118,7 @@ rec {
       experiments = "experiments.toml";
       topology = "topology.toml";
       monitoring = "monitoring";
+      grafana = grafanaUrl;
     };
     inherit environment;
   };

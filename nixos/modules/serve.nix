@@ -2,10 +2,11 @@
 # experiments given here on their schedules against the topology's hosts (`--lab
 # network`; the loadgen hosts' agents send the load, driven from here with the
 # agents' token, `agentTokenFile`, read as a systemd credential), keeps every run in
-# its store under /var/lib/loadlab-serve, and serves
-# its API and /metrics on localhost (reach it with an SSH tunnel; starting runs is not
-# for the whole network). Prometheus on the same host scrapes it as job "loadlab",
-# and the alert rules of monitoring/prometheus/rules/experiments.yaml (loaded with
+# its store under /var/lib/loadlab-serve, and serves its web UI (/ui/), API and
+# /metrics on localhost (reach it with an SSH tunnel; starting runs is not for the
+# whole network); the UI links each run to Grafana's dashboards over the run's time
+# range. Prometheus on the same host scrapes it as job "loadlab", and the alert rules
+# of monitoring/prometheus/rules/experiments.yaml (loaded with
 # every other rule file by monitoring.nix) fire on a regression it finds. The
 # experiments file is checked by `loadlab serve --check-config` when the system is
 # built, so a bad one fails the build, not the service.
@@ -31,6 +32,7 @@ let
           experiments = "${experimentsFile}";
           topology = "${topologyFile}";
           monitoring = "${cfg.package}/share/loadlab/monitoring";
+          inherit (cfg) grafana;
         }
       )
     } --check-config
@@ -48,6 +50,7 @@ let
           experiments = "${checkedExperiments}";
           topology = "${topologyFile}";
           monitoring = "${cfg.package}/share/loadlab/monitoring";
+          inherit (cfg) grafana;
         }
       )
     }
@@ -68,6 +71,13 @@ in
     };
 
     agentTokenFile = option.agentTokenFile;
+
+    grafana = lib.mkOption {
+      type = lib.types.str;
+      default = args.grafanaUrl;
+      defaultText = lib.literalExpression ''"http://<monitoring host>:<ports.grafana>" of the topology'';
+      description = "Grafana's URL as the web UI's users reach it: each run links to the dashboards over its time range.";
+    };
 
     experiments = lib.mkOption {
       inherit (toml) type;

@@ -1,5 +1,6 @@
 //! What clients watching a run see as it happens: its state (so clients waiting for
-//! a test's start are released together) and, for a plan, every second and step.
+//! a test's start are released together) and, for a plan, every second and step and
+//! the live bottleneck signals.
 //! The store has everything durably; this only fans it out. An entry is made on
 //! demand from the store's state, so waiting clients work the same after a restart.
 
@@ -11,6 +12,7 @@ use loadgen::output::report::StepReport;
 use serde::Serialize;
 use tokio::sync::{broadcast, watch};
 
+use super::signals::SignalSample;
 use super::store::{Run, RunState};
 
 /// One event of a run, as sent over server-sent events.
@@ -20,16 +22,13 @@ pub enum Event {
     /// The run changed state (also sent first, with the run as it is).
     State(Box<Run>),
     /// A second of a step ended: its row, at `position` in the run's rows.
-    Second {
-        position: u64,
-        row: SecondRow,
-    },
-    Step(Box<StepReport>),
+    Second { position: u64, row: SecondRow },
+    /// A step ended, with its verdict: at `position` in the run's steps.
+    Step { position: u64, step: Box<StepReport> },
+    /// The bottleneck signals were read (see [`super::signals`]): at `position`.
+    Signals { position: u64, sample: Box<SignalSample> },
     /// A client sent data points.
-    Datapoints {
-        client: Option<String>,
-        count: usize,
-    },
+    Datapoints { client: Option<String>, count: usize },
 }
 
 impl Event {
@@ -37,7 +36,8 @@ impl Event {
         match self {
             Event::State(_) => "state",
             Event::Second { .. } => "second",
-            Event::Step(_) => "step",
+            Event::Step { .. } => "step",
+            Event::Signals { .. } => "signals",
             Event::Datapoints { .. } => "datapoints",
         }
     }

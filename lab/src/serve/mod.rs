@@ -20,6 +20,7 @@ pub mod live;
 pub mod runner;
 pub mod scheduler;
 pub mod service;
+pub mod signals;
 pub mod store;
 
 pub use service::{CompareOptions, ImportOptions, ServeOptions, UsageError, compare, import, serve};

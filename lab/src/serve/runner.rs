@@ -329,7 +329,7 @@ impl Core {
         });
         let (store, live, id) = (self.store.clone(), self.live.clone(), run_id.to_string());
         let recorder = tokio::spawn(async move {
-            let mut position = 0;
+            let (mut position, mut steps) = (0, 0);
             while let Some(event) = received.recv().await {
                 match event {
                     LiveEvent::Second { row, .. } => {
@@ -343,11 +343,26 @@ impl Core {
                         if let Err(error) = store.add_step(&id, &step).await {
                             tracing::error!(run = id, "recording a step: {error}");
                         }
-                        live.send(&id, Event::Step(Box::new(step)));
+                        live.send(&id, Event::Step { position: steps, step: Box::new(step) });
+                        steps += 1;
                     }
                 }
             }
         });
+        // The bottleneck signals, read live while loadgen runs (when the lab has a
+        // Prometheus and a signal list).
+        let sampling = stop.child_token();
+        let sampler = match (&prepared.where_.prometheus, &prepared.where_.bottlenecks) {
+            (Some(prometheus), Some(file)) => Some(tokio::spawn(super::signals::sample(
+                run_id.to_string(),
+                prometheus.clone(),
+                file.clone(),
+                self.store.clone(),
+                self.live.clone(),
+                sampling.clone(),
+            ))),
+            _ => None,
+        };
         let mut check = tokio::time::interval(Duration::from_millis(500));
         let mut deadline: Option<tokio::time::Instant> = None;
         let outcome = loop {
@@ -368,6 +383,10 @@ impl Core {
                 }
             }
         };
+        sampling.cancel();
+        if let Some(sampler) = sampler {
+            let _ = sampler.await;
+        }
         // The sender went with the task: the recorder drains what is left and ends.
         let _ = recorder.await;
         outcome

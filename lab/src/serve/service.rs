@@ -46,6 +46,10 @@ pub struct ServeOptions {
     /// Check the topology and the experiments file, print the experiments, and exit.
     #[arg(long)]
     pub check_config: bool,
+    /// Grafana's URL (e.g. http://192.168.56.104:3000): the web UI links each run to
+    /// the lab's dashboards over the run's time range.
+    #[arg(long, env = "LOADLAB_GRAFANA")]
+    pub grafana: Option<String>,
     #[command(flatten)]
     pub lab: LabOptions,
 }
@@ -107,9 +111,14 @@ async fn run(
         signals.cancel();
     });
     let address = listener.local_addr()?;
-    println!("loadlab serve: listening on http://{address} (API at /openapi.json), store in {}", data.display());
+    println!(
+        "loadlab serve: listening on http://{address} (web UI at http://{address}/ui/, API at /openapi.json), store in {}",
+        data.display()
+    );
     println!("loadlab serve: {} experiments", experiments.len());
-    let state = AppState { core, experiments, recorder, shutdown: stop.clone() };
+    let monitoring = options.lab.monitoring.clone().or_else(|| crate::session::find_monitoring_dir().ok());
+    let ui = Arc::new(http::UiConfig::new(options.grafana.clone(), monitoring.as_deref()));
+    let state = AppState { core, experiments, recorder, shutdown: stop.clone(), ui };
     let served = http::serve(listener, state).await;
     stop.cancel();
     let _ = scheduler.await;

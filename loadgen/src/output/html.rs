@@ -1,126 +1,12 @@
 //! `report.html`: one self-contained page a person reads at a glance. The headline
-//! (breaking point and why, verdict), then charts drawn as inline SVG (offered vs
-//! achieved rate, corrected latency over time, errors and drops, the steps with the
-//! breaking point marked), then the step table and per-request tables. No scripts, no
-//! external files, no fonts to install.
-
-use plotters::prelude::*;
+//! (breaking point and why, verdict), then charts drawn as inline SVG by
+//! [`charts`] (the steps with the breaking point marked, offered vs achieved rate,
+//! latency over time, errors and drops by kind, schedule lag), then the step table and
+//! per-request tables. No scripts, no external files, no fonts to install.
 
 use crate::collector::SecondRow;
+use crate::output::charts::{self, escape};
 use crate::output::report::Report;
-
-const WIDTH: u32 = 960;
-const HEIGHT: u32 = 320;
-
-type Series<'a> = (&'a str, RGBColor, Vec<(f64, f64)>);
-
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
-}
-
-/// The top of an axis showing `values`, with `headroom` above the largest: only
-/// finite values count, and the axis stays within what plotters can divide into
-/// ticks (a report read from a damaged file may hold anything).
-fn axis_max(values: impl Iterator<Item = f64>, headroom: f64) -> f64 {
-    values.filter(|value| value.is_finite()).fold(1.0, f64::max).min(1e15) * headroom
-}
-
-/// A line chart as an SVG string.
-fn line_chart(title: &str, y_label: &str, series: &[Series<'_>]) -> String {
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
-        let _ = root.fill(&WHITE);
-        let x_max = axis_max(series.iter().flat_map(|(_, _, points)| points.iter().map(|p| p.0)), 1.0);
-        let y_max = axis_max(series.iter().flat_map(|(_, _, points)| points.iter().map(|p| p.1)), 1.1);
-        let Ok(mut chart) = ChartBuilder::on(&root)
-            .caption(title, ("sans-serif", 18))
-            .margin(10)
-            .x_label_area_size(36)
-            .y_label_area_size(64)
-            .build_cartesian_2d(0f64..x_max, 0f64..y_max)
-        else {
-            return svg_error(title);
-        };
-        let _ = chart.configure_mesh().x_desc("seconds").y_desc(y_label).draw();
-        for (name, color, points) in series {
-            let color = *color;
-            let drawable =
-                points.iter().copied().filter(|(x, y)| x.is_finite() && y.is_finite() && *x <= x_max && *y <= y_max);
-            if let Ok(drawn) = chart.draw_series(LineSeries::new(drawable, color.stroke_width(2))) {
-                drawn
-                    .label(*name)
-                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
-            }
-        }
-        let _ = chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .draw();
-        let _ = root.present();
-    }
-    svg
-}
-
-fn svg_error(title: &str) -> String {
-    format!("<p>chart “{}” could not be drawn</p>", escape(title))
-}
-
-/// The steps as bars of offered rate, green when held and red when broken, with the
-/// breaking point as a line.
-fn steps_chart(report: &Report) -> String {
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
-        let _ = root.fill(&WHITE);
-        let count = report.steps.len().max(1);
-        let y_max = axis_max(report.steps.iter().map(|step| step.offered_rate), 1.15);
-        let Ok(mut chart) = ChartBuilder::on(&root)
-            .caption("Steps (green held the SLO, red broke it)", ("sans-serif", 18))
-            .margin(10)
-            .x_label_area_size(36)
-            .y_label_area_size(64)
-            .build_cartesian_2d(0f64..count as f64, 0f64..y_max)
-        else {
-            return svg_error("steps");
-        };
-        let _ = chart
-            .configure_mesh()
-            .disable_x_mesh()
-            .x_desc("step, in the order run")
-            .y_desc("offered requests/s")
-            .draw();
-        let bars = report.steps.iter().enumerate().map(|(index, step)| {
-            let color = match step.held {
-                Some(false) => RGBColor(214, 39, 40),
-                Some(true) => RGBColor(44, 160, 44),
-                None => RGBColor(31, 119, 180),
-            };
-            let height = if step.offered_rate.is_finite() { step.offered_rate.clamp(0.0, y_max) } else { 0.0 };
-            Rectangle::new([(index as f64 + 0.15, 0.0), (index as f64 + 0.85, height)], color.filled())
-        });
-        let _ = chart.draw_series(bars);
-        if let Some(rate) = report.breaking_point.as_ref().and_then(|point| point.rate).filter(|rate| rate.is_finite())
-        {
-            let line = LineSeries::new(vec![(0.0, rate), (count as f64, rate)], BLACK.stroke_width(2));
-            if let Ok(drawn) = chart.draw_series(line) {
-                drawn
-                    .label(format!("breaking point {rate:.0}/s"))
-                    .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK.stroke_width(2)));
-            }
-            let _ = chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::UpperLeft)
-                .background_style(WHITE.mix(0.8))
-                .border_style(BLACK)
-                .draw();
-        }
-        let _ = root.present();
-    }
-    svg
-}
 
 fn headline(report: &Report) -> String {
     match &report.breaking_point {
@@ -147,32 +33,12 @@ fn ms(value: Option<f64>) -> String {
 }
 
 pub fn render(report: &Report, seconds: &[SecondRow]) -> String {
-    let at = |row: &SecondRow| row.second as f64;
-    let rates = line_chart(
-        "Offered vs achieved (requests/s)",
-        "requests/s",
-        &[
-            ("offered", RGBColor(31, 119, 180), seconds.iter().map(|r| (at(r), r.offered_rate)).collect()),
-            ("achieved (ok)", RGBColor(44, 160, 44), seconds.iter().map(|r| (at(r), r.ok as f64)).collect()),
-        ],
-    );
-    let latency = line_chart(
-        "Latency from the due time (corrected), ms",
-        "ms",
-        &[
-            ("p50", RGBColor(31, 119, 180), seconds.iter().filter_map(|r| Some((at(r), r.p50_ms?))).collect()),
-            ("p99", RGBColor(255, 127, 14), seconds.iter().filter_map(|r| Some((at(r), r.p99_ms?))).collect()),
-        ],
-    );
-    let failures = line_chart(
-        "Errors and dropped requests per second",
-        "requests",
-        &[
-            ("errors", RGBColor(214, 39, 40), seconds.iter().map(|r| (at(r), r.errors as f64)).collect()),
-            ("dropped", RGBColor(148, 103, 189), seconds.iter().map(|r| (at(r), r.dropped as f64)).collect()),
-        ],
-    );
-    let steps_svg = if report.steps.len() > 1 { steps_chart(report) } else { String::new() };
+    let charts: String = charts::second_charts(seconds).iter().map(charts::LineChart::svg).collect();
+    let steps_svg = if report.steps.len() > 1 {
+        charts::steps_chart(&report.steps, report.breaking_point.as_ref().and_then(|point| point.rate))
+    } else {
+        String::new()
+    };
     let bottlenecks = report.bottlenecks.as_ref().map_or(String::new(), |analysis| {
         let figure = |value: Option<f64>| value.map_or("–".to_string(), |value| format!("{value:.4}"));
         let percent = |value: Option<f64>| value.map_or("–".to_string(), |value| format!("{:.0}%", value * 100.0));
@@ -234,16 +100,14 @@ pub fn render(report: &Report, seconds: &[SecondRow]) -> String {
 <style>
 body{{font-family:sans-serif;margin:2em;max-width:1000px}} .headline{{font-size:1.3em;padding:.6em;background:#f3f6fa;border-left:6px solid #1f77b4}}
 table{{border-collapse:collapse;margin-bottom:1em}} td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}} td:first-child,th:first-child{{text-align:left}}
-td.held{{color:#2c7a2c}} td.broke{{color:#b22;text-align:left}} svg{{display:block;margin:1em 0}} .meta{{color:#555}}
+td.held{{color:#2c7a2c}} td.broke{{color:#b22;text-align:left}} svg{{display:block;margin:1em 0;max-width:100%;height:auto}} .meta{{color:#555}}
 </style></head><body>
 <h1>loadgen report</h1>
 <p class=headline>{headline}</p>
 {bottlenecks}
 <p class=meta>scenario <b>{scenario}</b> · target {target} · segment {segment} · seed {seed} · started {started} · verdict <b>{verdict}</b>{interrupted}</p>
 {steps_svg}
-{rates}
-{latency}
-{failures}
+{charts}
 <h2>Steps</h2>
 <table><tr><th>step</th><th>offered/s</th><th>achieved/s</th><th>offered</th><th>completed</th><th>errors</th><th>dropped</th><th>p50 ms</th><th>p99 ms</th><th>p99 ms (uncorrected)</th><th>lag p99 ms</th><th>SLO</th></tr>
 {step_rows}</table>

@@ -97,6 +97,8 @@ pub fn parse_seconds(csv: &str) -> Result<Vec<SecondRow>, String> {
                 p99_ms: None,
                 p99_uncorrected_ms: None,
                 lag_p99_ms: None,
+                errors_by_kind: Default::default(),
+                agents: Vec::new(),
             })
         })
         .collect()
@@ -176,8 +178,13 @@ pub fn merge(parts: Vec<(String, Report, Vec<SecondRow>)>) -> Result<(Report, Ve
                 ok: 0,
                 errors: 0,
                 dropped: 0,
+                errors_by_kind: Default::default(),
                 ..row.clone()
             });
+            for (kind, count) in &row.errors_by_kind {
+                let sum = entry.errors_by_kind.entry(kind.clone()).or_insert(0);
+                *sum = sum.saturating_add(*count);
+            }
             entry.sent = entry.sent.saturating_add(row.sent);
             entry.completed = entry.completed.saturating_add(row.completed);
             entry.ok = entry.ok.saturating_add(row.ok);

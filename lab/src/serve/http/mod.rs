@@ -1,6 +1,7 @@
 //! The service's HTTP API: one router per resource (results-server tests, runs,
 //! experiments, metrics, the OpenAPI document) merged at the root over one shared
-//! [`AppState`]. Every answer is JSON, every refusal an [`ApiError`].
+//! [`AppState`]. Every answer is JSON, every refusal an [`ApiError`]; the web UI's
+//! pages (under `/ui/`) are served beside it and read it.
 
 mod error;
 mod events;
@@ -10,6 +11,7 @@ mod metrics;
 mod openapi;
 mod runs;
 mod tests;
+mod ui;
 
 use std::sync::Arc;
 
@@ -19,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use error::{ApiError, ErrorBody};
 pub use openapi::document;
+pub use ui::UiConfig;
 
 use super::experiments::Experiment;
 use super::runner::Core;
@@ -31,6 +34,8 @@ pub struct AppState {
     pub recorder: Option<loadlab_telemetry::MetricsRecorder>,
     /// Cancelled when the service stops: long polls and event streams end.
     pub shutdown: CancellationToken,
+    /// What the web UI's pages are told (Grafana).
+    pub ui: Arc<UiConfig>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -41,6 +46,7 @@ pub fn router(state: AppState) -> Router {
         .merge(lab::router())
         .merge(metrics::router())
         .merge(openapi::router())
+        .merge(ui::router())
         .fallback(|request: Request| async move {
             ApiError::NoRoute { method: request.method().to_string(), path: request.uri().path().to_string() }
         })

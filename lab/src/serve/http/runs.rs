@@ -118,6 +118,9 @@ pub struct RunDetail {
     /// What was asked for.
     #[schema(value_type = Option<Object>)]
     pub request: Option<serde_json::Value>,
+    /// The bottleneck signals read live while it ran (each with its limit).
+    #[schema(value_type = Vec<Object>)]
+    pub signals: Vec<crate::serve::signals::SignalSample>,
     pub files: Vec<String>,
     pub data_point_count: i64,
 }
@@ -158,6 +161,7 @@ pub async fn read_run(State(state): State<AppState>, Path(id): Path<String>) -> 
         steps,
         lab,
         request,
+        signals: store.signal_samples(&id).await?,
         files: store.file_names(&id).await?,
         data_point_count: store.datapoint_count(&id).await?,
         run,

@@ -9,7 +9,7 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
 /// The migrations, in order; `PRAGMA user_version` is the number applied.
-const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_store.sql")];
+const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_store.sql"), include_str!("migrations/0002_signals.sql")];
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

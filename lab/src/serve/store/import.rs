@@ -53,6 +53,8 @@ pub fn parse_seconds(csv: &str) -> Vec<SecondRow> {
                 p99_ms: optional(fields[9]),
                 p99_uncorrected_ms: None,
                 lag_p99_ms: None,
+                errors_by_kind: Default::default(),
+                agents: Vec::new(),
             })
         })
         .collect()

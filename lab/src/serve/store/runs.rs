@@ -11,6 +11,7 @@ use loadgen::output::report::{Report, StepReport};
 use super::database::{Store, StoreError};
 use super::model::{DataPoint, Filter, Finish, NewDataPoint, NewRun, Outcome, Run, RunState, now, parse_instant};
 use crate::serve::detect::{Metric, SeriesPoint};
+use crate::serve::signals::SignalSample;
 
 /// The columns a [`Run`] is read from.
 const RUN_COLUMNS: &str = "id, kind, state, outcome, source, plan, experiment, description, created_at, \
@@ -377,6 +378,30 @@ impl Store {
             .await?;
         rows.iter()
             .map(|row| serde_json::from_str(row).map_err(|error| StoreError::Corrupt(format!("step: {error}"))))
+            .collect()
+    }
+
+    /// Records the live bottleneck signals sampled at `position` (0, 1, …) of a run.
+    pub async fn add_signal_sample(&self, id: &str, position: u64, sample: &SignalSample) -> Result<(), StoreError> {
+        let json = serde_json::to_string(sample).map_err(|error| StoreError::Corrupt(error.to_string()))?;
+        sqlx::query("insert or replace into signal_samples (run_id, position, sample) values (?, ?, ?)")
+            .bind(id)
+            .bind(position as i64)
+            .bind(json)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The live bottleneck signals sampled during a run, in order.
+    pub async fn signal_samples(&self, id: &str) -> Result<Vec<SignalSample>, StoreError> {
+        let rows: Vec<String> =
+            sqlx::query_scalar("select sample from signal_samples where run_id = ? order by position")
+                .bind(id)
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter()
+            .map(|row| serde_json::from_str(row).map_err(|error| StoreError::Corrupt(format!("signals: {error}"))))
             .collect()
     }
 

@@ -31,6 +31,8 @@ fn second(second: u64) -> SecondRow {
         p99_ms: Some(3.0),
         p99_uncorrected_ms: Some(2.5),
         lag_p99_ms: None,
+        errors_by_kind: Default::default(),
+        agents: Vec::new(),
     }
 }
 
@@ -201,4 +203,26 @@ async fn ten_thousand_runs_list_through_the_index() {
         assert!(text.contains(index), "{sql}: {text}");
         assert!(!text.contains("USE TEMP B-TREE FOR ORDER BY"), "{sql} sorts: {text}");
     }
+}
+
+#[tokio::test]
+async fn live_signal_samples_are_kept_in_order_and_read_back_after_reopening() {
+    use crate::serve::signals::{SignalSample, SignalValue};
+    let (dir, store) = store().await;
+    store.create(plan("r1")).await.unwrap();
+    let sample = |second: f64, value: Option<f64>| SignalSample {
+        second,
+        at: "2026-01-01T00:00:00Z".into(),
+        signals: vec![SignalValue { resource: "host CPU".into(), value, limit: 0.95, error: None }],
+    };
+    // Out of order, and one written twice (a retry keeps one copy).
+    store.add_signal_sample("r1", 1, &sample(4.0, Some(0.9))).await.unwrap();
+    store.add_signal_sample("r1", 0, &sample(2.0, None)).await.unwrap();
+    store.add_signal_sample("r1", 1, &sample(4.0, Some(0.9))).await.unwrap();
+    store.close().await;
+    let again = Store::open(dir.path()).await.unwrap();
+    let samples = again.signal_samples("r1").await.unwrap();
+    assert_eq!(samples, vec![sample(2.0, None), sample(4.0, Some(0.9))]);
+    assert_eq!(samples[1].signals[0].saturation().map(|s| (s * 100.0).round()), Some(95.0));
+    assert!(again.signal_samples("nope").await.unwrap().is_empty());
 }
