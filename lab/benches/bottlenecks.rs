@@ -32,6 +32,9 @@ struct Options {
     /// the workspace].
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Print loadgen's output of every run (its steps and its verdict).
+    #[arg(long)]
+    show_log: bool,
     #[arg(long, hide = true)]
     bench: bool,
 }
@@ -47,6 +50,8 @@ struct Run {
     verdict: Option<String>,
     analysis: Vec<String>,
     baseline: Vec<String>,
+    /// The whole analysis (every signal's figures), to see why.
+    readings: serde_json::Value,
 }
 
 /// Accuracy of one method on a set of runs.
@@ -92,13 +97,13 @@ struct Matrix {
 
 /// The naive baseline's ranking: resources by the largest relative growth of any of
 /// their signals from the held step to the broken one. A value near zero when it held
-/// is floored at 1 % of the signal's limit, so growth from nothing is finite.
+/// is floored at 1 % of the signal's limit, so growth from nothing is finite; with no
+/// step held (the first broke), growth is from zero.
 fn baseline(found: &Found) -> Vec<String> {
     let mut growth: BTreeMap<String, f64> = BTreeMap::new();
     for reading in found.analysis["ranking"].as_array().into_iter().flatten() {
-        let (Some(held), Some(broke), Some(limit)) =
-            (reading["held"].as_f64(), reading["broke"].as_f64(), reading["limit"].as_f64())
-        else {
+        let held = reading["held"].as_f64().unwrap_or(0.0);
+        let (Some(broke), Some(limit)) = (reading["broke"].as_f64(), reading["limit"].as_f64()) else {
             continue;
         };
         let relative = (broke - held) / held.abs().max(limit * 0.01);
@@ -135,6 +140,9 @@ fn main() {
     for run in 1..=options.runs {
         for case in &cases {
             let result = planted::run(case);
+            if let (true, Ok(found)) = (options.show_log, &result) {
+                println!("{}", found.log);
+            }
             let record = match &result {
                 Ok(found) => Run {
                     case: case.name.into(),
@@ -144,6 +152,7 @@ fn main() {
                     verdict: found.analysis["verdict"].as_str().map(str::to_string),
                     analysis: found.resources(),
                     baseline: baseline(found),
+                    readings: found.analysis.clone(),
                 },
                 Err(error) => Run {
                     case: case.name.into(),
@@ -153,6 +162,7 @@ fn main() {
                     verdict: None,
                     analysis: Vec::new(),
                     baseline: Vec::new(),
+                    readings: serde_json::Value::Null,
                 },
             };
             let named = record.analysis.first().cloned().unwrap_or_else(|| "(run failed)".into());

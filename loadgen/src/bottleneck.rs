@@ -28,6 +28,10 @@ pub struct Signal {
     pub reading: String,
     #[serde(default)]
     pub generator: bool,
+    /// Its figure is the generator's lateness in seconds, judged against the SLO's
+    /// latency as well as its limit (see [`lateness_allowed`]).
+    #[serde(default)]
+    pub lateness: bool,
     /// 1 resources that slow everything, 2 capacity limits, 3 queues and waits.
     #[serde(default = "default_precedence")]
     pub precedence: u8,
@@ -153,11 +157,11 @@ pub fn lateness_allowed(slo_latency: Duration, broken_latency: Option<Duration>)
     (slo_latency / 4).max(broken_latency.unwrap_or_default() / 2)
 }
 
-/// The limit a signal is judged against: the file's, or for the generator's own
-/// signals at least the lateness `allowed` (see [`lateness_allowed`]).
+/// The limit a signal is judged against: the file's, or for a lateness signal at
+/// least the lateness `allowed` (see [`lateness_allowed`]).
 pub fn effective_limit(signal: &Signal, allowed: Option<Duration>) -> f64 {
     match allowed {
-        Some(allowed) if signal.generator => signal.limit.max(allowed.as_secs_f64()),
+        Some(allowed) if signal.lateness => signal.limit.max(allowed.as_secs_f64()),
         _ => signal.limit,
     }
 }
@@ -305,7 +309,7 @@ mod tests {
     #[test]
     fn a_generator_a_little_late_does_not_hide_a_saturated_server() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../monitoring/bottlenecks.toml");
-        let generator = load(&path).unwrap().into_iter().find(|signal| signal.generator).unwrap();
+        let generator = load(&path).unwrap().into_iter().find(|signal| signal.lateness).unwrap();
         // p99 lag 19 ms against a 100 ms SLO: late, but not what broke it.
         let slo = Some(lateness_allowed(Duration::from_millis(100), Some(Duration::from_millis(30))));
         assert_eq!(effective_limit(&generator, slo), 0.025);
@@ -336,7 +340,10 @@ mod tests {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../monitoring/bottlenecks.toml");
         let signals = load(&path).unwrap();
         assert!(signals.len() >= 8);
-        assert_eq!(signals.iter().filter(|signal| signal.generator).count(), 1);
+        // The generator's lag (a lateness) and its CPU wait (not one).
+        assert_eq!(signals.iter().filter(|signal| signal.generator).count(), 2);
+        assert!(signals.iter().filter(|signal| signal.lateness).all(|signal| signal.generator));
+        assert_eq!(signals.iter().filter(|signal| signal.lateness).count(), 1);
         assert!(signals.iter().all(|signal| signal.query.contains("$window") || !signal.query.contains("rate(")));
     }
 }
