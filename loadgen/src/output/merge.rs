@@ -61,13 +61,20 @@ fn check_report(report: &Report) -> Result<(), String> {
     Ok(())
 }
 
-/// Parses `seconds.csv` as [`crate::output::report::write`] writes it.
+/// Parses `seconds.csv` as [`crate::output::report::seconds_csv`] writes it. The
+/// counts are the first eight columns; latencies are found by their header's names
+/// (files written before p90, the uncorrected p99 and the lag had columns read too).
 pub fn parse_seconds(csv: &str) -> Result<Vec<SecondRow>, String> {
     let mut lines = csv.lines();
-    match lines.next() {
-        Some(header) if header.starts_with("second,step,offered_rate,sent,completed,ok,errors,dropped") => {}
+    let header: Vec<&str> = match lines.next() {
+        Some(header) if header.starts_with("second,step,offered_rate,sent,completed,ok,errors,dropped") => {
+            header.split(',').collect()
+        }
         _ => return Err("no header line `second,step,offered_rate,…`".into()),
-    }
+    };
+    let column = |name: &str| header.iter().position(|field| *field == name);
+    let (p50, p90, p99) = (column("p50_ms"), column("p90_ms"), column("p99_ms"));
+    let (p99_uncorrected, lag_p99) = (column("p99_uncorrected_ms"), column("lag_p99_ms"));
     lines
         .enumerate()
         .filter(|(_, line)| !line.is_empty())
@@ -77,6 +84,19 @@ pub fn parse_seconds(csv: &str) -> Result<Vec<SecondRow>, String> {
             let count = |at: usize| -> Result<u64, String> {
                 let field = fields.get(at).ok_or_else(|| format!("line {line_number}: missing field {}", at + 1))?;
                 field.parse().map_err(|_| format!("line {line_number}: `{field}` is not a count"))
+            };
+            // An empty field is a second without that figure; anything else but a
+            // finite number ≥ 0 is damage.
+            let latency = |at: Option<usize>| -> Result<Option<f64>, String> {
+                match at.and_then(|at| fields.get(at)).filter(|field| !field.is_empty()) {
+                    None => Ok(None),
+                    Some(field) => field
+                        .parse::<f64>()
+                        .ok()
+                        .filter(|ms| ms.is_finite() && *ms >= 0.0)
+                        .map(Some)
+                        .ok_or_else(|| format!("line {line_number}: `{field}` is not a latency in ms")),
+                }
             };
             let rate = fields
                 .get(2)
@@ -92,11 +112,11 @@ pub fn parse_seconds(csv: &str) -> Result<Vec<SecondRow>, String> {
                 ok: count(5)?,
                 errors: count(6)?,
                 dropped: count(7)?,
-                p50_ms: None,
-                p90_ms: None,
-                p99_ms: None,
-                p99_uncorrected_ms: None,
-                lag_p99_ms: None,
+                p50_ms: latency(p50)?,
+                p90_ms: latency(p90)?,
+                p99_ms: latency(p99)?,
+                p99_uncorrected_ms: latency(p99_uncorrected)?,
+                lag_p99_ms: latency(lag_p99)?,
                 errors_by_kind: Default::default(),
                 agents: Vec::new(),
             })
@@ -223,4 +243,37 @@ pub fn merge(parts: Vec<(String, Report, Vec<SecondRow>)>) -> Result<(Report, Ve
         row
     });
     Ok((merged, seconds.collect()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::output::report::seconds_csv;
+
+    #[test]
+    fn seconds_read_back_as_written_latencies_by_their_column_names() {
+        let row = SecondRow {
+            second: 3,
+            step: "step 1".into(),
+            offered_rate: 100.0,
+            sent: 100,
+            completed: 99,
+            ok: 98,
+            errors: 1,
+            dropped: 0,
+            p50_ms: Some(1.5),
+            p90_ms: Some(2.5),
+            p99_ms: Some(9.25),
+            p99_uncorrected_ms: Some(8.0),
+            lag_p99_ms: None,
+            errors_by_kind: Default::default(),
+            agents: Vec::new(),
+        };
+        assert_eq!(parse_seconds(&seconds_csv(std::slice::from_ref(&row))).unwrap(), vec![row]);
+        // The older file, without p90, the uncorrected p99 and the lag.
+        let old = "second,step,offered_rate,sent,completed,ok,errors,dropped,p50_ms,p99_ms\n0,s,10.0,10,10,10,0,0,1.000,4.000\n";
+        let parsed = parse_seconds(old).unwrap();
+        assert_eq!((parsed[0].p50_ms, parsed[0].p90_ms, parsed[0].p99_ms), (Some(1.0), None, Some(4.0)));
+        assert!(parse_seconds(&old.replace("4.000", "-4")).unwrap_err().contains("not a latency"));
+    }
 }

@@ -150,16 +150,16 @@ pub fn step_reports(run: &ProfileRun) -> Vec<StepReport> {
     run.steps.iter().map(step_report).collect()
 }
 
-/// Writes `summary.json`, `seconds.csv` and `report.html` into `dir` (created if
-/// missing).
-pub fn write(dir: &Path, report: &Report, seconds: &[SecondRow]) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir)?;
-    std::fs::write(dir.join("summary.json"), serde_json::to_vec_pretty(report).map_err(std::io::Error::other)?)?;
-    let mut csv = String::from("second,step,offered_rate,sent,completed,ok,errors,dropped,p50_ms,p99_ms\n");
+/// The seconds as CSV, a row each (`seconds.csv`; `loadlab serve` offers the same).
+/// Latencies in milliseconds, empty where a second had none.
+pub fn seconds_csv(seconds: &[SecondRow]) -> String {
     let optional = |value: Option<f64>| value.map_or(String::new(), |v| format!("{v:.3}"));
+    let mut csv = String::from(
+        "second,step,offered_rate,sent,completed,ok,errors,dropped,p50_ms,p90_ms,p99_ms,p99_uncorrected_ms,lag_p99_ms\n",
+    );
     for row in seconds {
         csv.push_str(&format!(
-            "{},{},{:.1},{},{},{},{},{},{},{}\n",
+            "{},{},{:.1},{},{},{},{},{},{},{},{},{},{}\n",
             row.second,
             row.step.replace(',', " "),
             row.offered_rate,
@@ -169,9 +169,20 @@ pub fn write(dir: &Path, report: &Report, seconds: &[SecondRow]) -> std::io::Res
             row.errors,
             row.dropped,
             optional(row.p50_ms),
-            optional(row.p99_ms)
+            optional(row.p90_ms),
+            optional(row.p99_ms),
+            optional(row.p99_uncorrected_ms),
+            optional(row.lag_p99_ms)
         ));
     }
-    std::fs::write(dir.join("seconds.csv"), csv)?;
+    csv
+}
+
+/// Writes `summary.json`, `seconds.csv` and `report.html` into `dir` (created if
+/// missing).
+pub fn write(dir: &Path, report: &Report, seconds: &[SecondRow]) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    std::fs::write(dir.join("summary.json"), serde_json::to_vec_pretty(report).map_err(std::io::Error::other)?)?;
+    std::fs::write(dir.join("seconds.csv"), seconds_csv(seconds))?;
     std::fs::write(dir.join("report.html"), crate::output::html::render(report, seconds))
 }

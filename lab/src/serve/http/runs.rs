@@ -218,28 +218,7 @@ pub async fn summary_json(State(state): State<AppState>, Path(id): Path<String>)
     responses((status = 200, content_type = "text/csv", body = String), (status = 404, body = super::ErrorBody)))]
 pub async fn seconds_csv(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
     state.core.store.get(&id).await?;
-    let optional = |value: Option<f64>| value.map_or(String::new(), |v| format!("{v:.3}"));
-    let mut csv = String::from(
-        "second,step,offered_rate,sent,completed,ok,errors,dropped,p50_ms,p90_ms,p99_ms,p99_uncorrected_ms,lag_p99_ms\n",
-    );
-    for row in state.core.store.seconds(&id, None).await? {
-        csv.push_str(&format!(
-            "{},{},{:.1},{},{},{},{},{},{},{},{},{},{}\n",
-            row.second,
-            row.step.replace(',', " "),
-            row.offered_rate,
-            row.sent,
-            row.completed,
-            row.ok,
-            row.errors,
-            row.dropped,
-            optional(row.p50_ms),
-            optional(row.p90_ms),
-            optional(row.p99_ms),
-            optional(row.p99_uncorrected_ms),
-            optional(row.lag_p99_ms)
-        ));
-    }
+    let csv = loadgen::output::report::seconds_csv(&state.core.store.seconds(&id, None).await?);
     Ok(download("text/csv; charset=utf-8", format!("{id}-seconds.csv"), csv.into_bytes()))
 }
 

@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use loadgen::collector::SecondRow;
+use loadgen::output::merge::parse_seconds;
 use loadgen::output::report::Report;
 
 use super::database::{Store, StoreError};
@@ -26,38 +26,6 @@ pub enum Imported {
     Added(String),
     /// The store had it already.
     AlreadyThere(String),
-}
-
-/// The seconds of a `seconds.csv` (its columns: second, step, offered_rate, sent,
-/// completed, ok, errors, dropped, p50_ms, p99_ms); rows that do not parse are skipped.
-pub fn parse_seconds(csv: &str) -> Vec<SecondRow> {
-    let optional = |text: &str| text.parse::<f64>().ok();
-    csv.lines()
-        .skip(1)
-        .filter_map(|line| {
-            let fields: Vec<&str> = line.split(',').collect();
-            if fields.len() < 10 {
-                return None;
-            }
-            Some(SecondRow {
-                second: fields[0].parse().ok()?,
-                step: fields[1].to_string(),
-                offered_rate: fields[2].parse().ok()?,
-                sent: fields[3].parse().ok()?,
-                completed: fields[4].parse().ok()?,
-                ok: fields[5].parse().ok()?,
-                errors: fields[6].parse().ok()?,
-                dropped: fields[7].parse().ok()?,
-                p50_ms: optional(fields[8]),
-                p90_ms: None,
-                p99_ms: optional(fields[9]),
-                p99_uncorrected_ms: None,
-                lag_p99_ms: None,
-                errors_by_kind: Default::default(),
-                agents: Vec::new(),
-            })
-        })
-        .collect()
 }
 
 /// Imports one run directory; `source` says who recorded it (`import`, `run`).
@@ -96,7 +64,15 @@ pub async fn import_dir(store: &Store, dir: &Path, source: &'static str) -> Resu
         Err(StoreError::Exists(_)) => return Ok(Imported::AlreadyThere(id.to_string())),
         Err(error) => return Err(error.into()),
     }
-    for (position, row) in read("seconds.csv").map(|csv| parse_seconds(&csv)).unwrap_or_default().iter().enumerate() {
+    let seconds = match read("seconds.csv").map(|csv| parse_seconds(&csv)) {
+        Some(Ok(seconds)) => seconds,
+        Some(Err(error)) => {
+            tracing::warn!("{}: seconds.csv not imported: {error}", dir.display());
+            Vec::new()
+        }
+        None => Vec::new(),
+    };
+    for (position, row) in seconds.iter().enumerate() {
         store.add_second(id, position as u64, row).await?;
     }
     for name in ["metrics.csv", "report.html"] {
