@@ -98,6 +98,7 @@ pub async fn run(
     }
     .spawn(pool.clone(), background.clone())
     .await;
+    let occupancy = db::track_pool_occupancy(pool.clone(), background.clone());
     let (ingest, writers) = Ingest::start(
         pool.clone(),
         IngestOptions {
@@ -134,6 +135,7 @@ pub async fn run(
     writers.finish().await;
     background.cancel();
     let _ = maintenance.await;
+    let _ = occupancy.await;
     pool.close().await;
     tracing::info!("stopped");
     Ok(())

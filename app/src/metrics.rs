@@ -12,6 +12,7 @@ pub const INGEST_QUEUE_DEPTH: &str = "device_api_ingest_queue_depth";
 pub const POOL_SIZE: &str = "device_api_db_pool_connections";
 pub const POOL_IN_USE: &str = "device_api_db_pool_in_use_connections";
 pub const POOL_IDLE: &str = "device_api_db_pool_idle_connections";
+pub const POOL_IN_USE_SECONDS: &str = "device_api_db_pool_in_use_seconds";
 pub const POOL_MAX: &str = "device_api_db_pool_max_connections";
 pub const POOL_ACQUIRE_DURATION: &str = "device_api_db_pool_acquire_duration_seconds";
 pub const STORAGE_ENGINE: &str = "device_api_storage_engine_info";
@@ -52,6 +53,11 @@ pub fn describe() {
     describe_gauge!(POOL_SIZE, "Open database connections");
     describe_gauge!(POOL_IN_USE, "Database connections checked out");
     describe_gauge!(POOL_IDLE, "Idle database connections");
+    describe_gauge!(
+        POOL_IN_USE_SECONDS,
+        Unit::Seconds,
+        "Connections in use added up over time (sampled every 10 ms); its rate is the average in use"
+    );
     describe_gauge!(POOL_MAX, "Most database connections the pool may open");
     describe_histogram!(POOL_ACQUIRE_DURATION, Unit::Seconds, "Time a request waited for a database connection");
     describe_gauge!(STORAGE_ENGINE, "1 for the engine that stores measurement (label engine)");

@@ -160,6 +160,7 @@ async fn service_endpoints() {
         "device_api_batch_commit_duration_seconds_bucket",
         "device_api_db_pool_connections",
         "device_api_db_pool_in_use_connections",
+        "device_api_db_pool_in_use_seconds",
         "device_api_db_pool_idle_connections",
         "device_api_db_pool_acquire_duration_seconds_bucket",
         &format!("device_api_storage_engine_info{{engine=\"{engine}\"}} 1"),

@@ -3,7 +3,7 @@
 //! which must name what was planted. One case per resource class whose verdict the
 //! matrix found stable: a capacity limit (a one-connection pool), a CPU (device-api
 //! starved beside busy loops) and the generator itself. (Table locks are named in
-//! three runs of four: not yet a test that could not fail for the wrong reason.) The
+//! six runs of seven: not yet a test that fails only for its reason.) The
 //! whole matrix, scored, is `cargo bench -p loadlab --bench bottlenecks`.
 //!
 //! Each prints the whole analysis, so a failure shows the figures behind the ranking.
