@@ -21,6 +21,18 @@ const RUN_COLUMNS: &str = "id, kind, state, outcome, source, plan, experiment, d
 /// Most runs one list returns.
 pub const MAX_LIST: u32 = 10_000;
 
+/// A value as the JSON text a column keeps.
+fn to_json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|error| StoreError::Corrupt(error.to_string()))
+}
+
+/// Rows of JSON text read back; `what` names them in the error.
+fn from_json<T: serde::de::DeserializeOwned>(rows: &[String], what: &str) -> Result<Vec<T>, StoreError> {
+    rows.iter()
+        .map(|row| serde_json::from_str(row).map_err(|error| StoreError::Corrupt(format!("{what}: {error}"))))
+        .collect()
+}
+
 fn run_from_row(row: &SqliteRow) -> Result<Run, StoreError> {
     let state: String = row.try_get("state")?;
     let outcome: Option<String> = row.try_get("outcome")?;
@@ -159,7 +171,7 @@ impl Store {
 
     /// Records the row at `position` (0, 1, …) of a running run's seconds.
     pub async fn add_second(&self, id: &str, position: u64, row: &SecondRow) -> Result<(), StoreError> {
-        let json = serde_json::to_string(row).map_err(|error| StoreError::Corrupt(error.to_string()))?;
+        let json = to_json(row)?;
         sqlx::query("insert or replace into seconds (run_id, position, row) values (?, ?, ?)")
             .bind(id)
             .bind(position as i64)
@@ -171,7 +183,7 @@ impl Store {
 
     /// Appends a finished step of a running run.
     pub async fn add_step(&self, id: &str, step: &StepReport) -> Result<(), StoreError> {
-        let json = serde_json::to_string(step).map_err(|error| StoreError::Corrupt(error.to_string()))?;
+        let json = to_json(step)?;
         sqlx::query(
             "insert into steps (run_id, position, step) \
              values (?, (select count(*) from steps where run_id = ?), ?)",
@@ -198,7 +210,7 @@ impl Store {
         let stamp = now();
         let mut transaction = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         if let Some(report) = report {
-            let json = serde_json::to_string(report).map_err(|error| StoreError::Corrupt(error.to_string()))?;
+            let json = to_json(report)?;
             sqlx::query("insert or replace into summaries (run_id, summary) values (?, ?)")
                 .bind(id)
                 .bind(json)
@@ -207,7 +219,7 @@ impl Store {
             // The steps as the report has them (the live ones may lack the last).
             sqlx::query("delete from steps where run_id = ?").bind(id).execute(&mut *transaction).await?;
             for (position, step) in report.steps.iter().enumerate() {
-                let json = serde_json::to_string(step).map_err(|error| StoreError::Corrupt(error.to_string()))?;
+                let json = to_json(step)?;
                 sqlx::query("insert into steps (run_id, position, step) values (?, ?, ?)")
                     .bind(id)
                     .bind(position as i64)
@@ -365,9 +377,7 @@ impl Store {
                 .bind(after.map_or(0, |after| after as i64 + 1))
                 .fetch_all(&self.pool)
                 .await?;
-        rows.iter()
-            .map(|row| serde_json::from_str(row).map_err(|error| StoreError::Corrupt(format!("second: {error}"))))
-            .collect()
+        from_json(&rows, "second")
     }
 
     /// The steps recorded, in order.
@@ -376,14 +386,12 @@ impl Store {
             .bind(id)
             .fetch_all(&self.pool)
             .await?;
-        rows.iter()
-            .map(|row| serde_json::from_str(row).map_err(|error| StoreError::Corrupt(format!("step: {error}"))))
-            .collect()
+        from_json(&rows, "step")
     }
 
     /// Records the live bottleneck signals sampled at `position` (0, 1, …) of a run.
     pub async fn add_signal_sample(&self, id: &str, position: u64, sample: &SignalSample) -> Result<(), StoreError> {
-        let json = serde_json::to_string(sample).map_err(|error| StoreError::Corrupt(error.to_string()))?;
+        let json = to_json(sample)?;
         sqlx::query("insert or replace into signal_samples (run_id, position, sample) values (?, ?, ?)")
             .bind(id)
             .bind(position as i64)
@@ -400,9 +408,7 @@ impl Store {
                 .bind(id)
                 .fetch_all(&self.pool)
                 .await?;
-        rows.iter()
-            .map(|row| serde_json::from_str(row).map_err(|error| StoreError::Corrupt(format!("signals: {error}"))))
-            .collect()
+        from_json(&rows, "signals")
     }
 
     /// The run's lab.json, the request that started it and its topology text.
@@ -438,8 +444,7 @@ impl Store {
         }
         let arrived = now();
         for point in points {
-            let labels =
-                serde_json::to_string(&point.labels).map_err(|error| StoreError::Corrupt(error.to_string()))?;
+            let labels = to_json(&point.labels)?;
             let at = point.time.as_deref().and_then(parse_instant).unwrap_or_else(|| arrived.clone());
             sqlx::query("insert into datapoints (run_id, at, client, name, value, labels) values (?, ?, ?, ?, ?, ?)")
                 .bind(id)
