@@ -1,15 +1,18 @@
 //! The attack loop: the one place requests are issued, whatever the load model.
 //!
-//! It asks the [`Pacer`] what is due, issues each due request as a task, and collects
-//! every answer into the [`Collector`]. A request due while `--max-in-flight` are
-//! running is dropped, never queued (a queue would hide the overload). Latency runs
-//! from the due time (corrected for coordinated omission) and from the send; how late
-//! the loop itself was is the schedule lag.
+//! It asks the [`Pacer`] what is due, issues each due request, and collects every
+//! answer into the [`Collector`]. A request due while `--max-in-flight` are running is
+//! dropped, never queued (a queue would hide the overload). Latency runs from the due
+//! time (corrected for coordinated omission) and from the send; how late the loop
+//! itself was is the schedule lag.
 //!
-//! The in-flight cap is the answer channel's capacity: a request is issued only with
-//! a reserved slot in the bounded channel (an `OwnedPermit`), and its task sends its
-//! answer through that slot. The slot is held by a guard, so a task that panics still
-//! answers (outcome `panic`) and the count of requests in flight cannot drift.
+//! Requests run inside the loop's own task, as a set of futures it polls
+//! ([`FuturesUnordered`]), not as a task each: a request's answer reaches the loop
+//! with no hand-over between tasks, and the loop files every answer that is in when
+//! it wakes. (A task per request, with a channel back, cost more than the HTTP
+//! exchange itself.) One loop thus uses one core; more cores take more instances,
+//! each with its segment of the schedule (agents). A request that panics is caught
+//! and answers `panic`, so the count of requests in flight cannot drift.
 //!
 //! Every step ends within its schedule plus the grace period: arrivals not issued a
 //! second after the schedule's end are dropped (the generator fell behind), and
@@ -19,7 +22,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::mpsc;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::task::Poll;
+
+use futures_util::stream::FuturesUnordered;
+use futures_util::{FutureExt, StreamExt};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -97,7 +106,7 @@ pub struct Attacker {
     meter: Meter,
 }
 
-/// An answer, sent through the slot its request reserved.
+/// A request's answer, with the slot it was issued under.
 struct Answer {
     slot: u32,
     request: u8,
@@ -107,36 +116,15 @@ struct Answer {
     connection: Option<Sender>,
 }
 
-/// Holds a request's reserved slot in the answer channel; answers `panic` if the
-/// request's task ends without answering.
-struct InFlight {
-    permit: Option<mpsc::OwnedPermit<Answer>>,
-    slot: u32,
-    request: u8,
-}
+/// Requests in flight, polled by the loop.
+type Running = FuturesUnordered<Pin<Box<dyn Future<Output = Answer> + Send>>>;
 
-impl InFlight {
-    fn answer(mut self, answer: Answer) {
-        if let Some(permit) = self.permit.take() {
-            permit.send(answer);
-        }
-    }
-}
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        if let Some(permit) = self.permit.take() {
-            let now = Instant::now();
-            let outcome = Outcome::Error(ErrorKind::Panic);
-            permit.send(Answer {
-                slot: self.slot,
-                request: self.request,
-                outcome,
-                sent: now,
-                finished: now,
-                connection: None,
-            });
-        }
+/// `request`'s outcome, or `panic` when it panicked (the caller then drops whatever
+/// state the request left half-used).
+async fn caught(request: impl Future<Output = Outcome>) -> (Outcome, bool) {
+    match AssertUnwindSafe(request).catch_unwind().await {
+        Ok(outcome) => (outcome, false),
+        Err(_) => (Outcome::Error(ErrorKind::Panic), true),
     }
 }
 
@@ -256,7 +244,7 @@ impl Attacker {
         }
         // Lanes each have one request at most; the open model is capped.
         let capacity = lanes.map_or(self.max_in_flight, |lanes| lanes as usize).max(1);
-        let (answers_tx, mut answers) = mpsc::channel::<Answer>(capacity);
+        let mut running = Running::new();
         let mut slots = Slots::new();
         let mut collector = Collector::new(label);
         let share = 1.0 / f64::from(self.segment.count);
@@ -287,7 +275,8 @@ impl Attacker {
                             Next::Due(arrival) => {
                                 issued += 1;
                                 let work = Work { k: arrival.k, lane: arrival.lane, action: arrival.action };
-                                let sent = self.issue(work, arrival, now, &answers_tx, &mut slots, &mut collector);
+                                let sent =
+                                    self.issue(work, arrival, now, capacity, &mut running, &mut slots, &mut collector);
                                 if let (false, Some(lane)) = (sent, arrival.lane) {
                                     pacer.finished(lane, now); // dropped: the lane is free again
                                 }
@@ -334,14 +323,20 @@ impl Attacker {
                     ran = now.saturating_duration_since(start).min(ran);
                     phase = Phase::Draining(now + self.grace / 2);
                 }
-                Some(answer) = answers.recv() => {
+                Some(answer) = running.next(), if !running.is_empty() => {
                     self.file(answer, &mut slots, &mut collector, &mut pacer);
-                    for _ in 1..BATCH {
-                        match answers.try_recv() {
-                            Ok(answer) => self.file(answer, &mut slots, &mut collector, &mut pacer),
-                            Err(_) => break,
+                    // File what else is in, in this turn (polled with this task's own
+                    // waker, so nothing is missed when the batch is cut short).
+                    std::future::poll_fn(|context| {
+                        for _ in 1..BATCH {
+                            match running.poll_next_unpin(context) {
+                                Poll::Ready(Some(answer)) => self.file(answer, &mut slots, &mut collector, &mut pacer),
+                                Poll::Ready(None) | Poll::Pending => break,
+                            }
                         }
-                    }
+                        Poll::Ready(())
+                    })
+                    .await;
                 }
                 _ = &mut second_timer => {
                     let rate = pacer.rate_at(next_second.saturating_duration_since(start) - Duration::from_millis(500));
@@ -360,6 +355,7 @@ impl Attacker {
             }
         }
         // Whatever still runs is past its time: count it, and forget its lane's connection.
+        drop(running);
         let now = Instant::now();
         for Taken { due, lane, request } in slots.drain() {
             let waited = now.saturating_duration_since(due);
@@ -386,40 +382,42 @@ impl Attacker {
         }
     }
 
-    /// Issues `work` (due at `due`, issued `now`); `false` when every slot was taken
-    /// and it was counted dropped instead.
+    /// Issues `work` (due at `due`, issued `now`); `false` when `capacity` requests
+    /// were running and it was counted dropped instead.
+    #[allow(clippy::too_many_arguments)]
     fn issue(
         &mut self,
         work: Work,
         arrival: crate::pacer::Arrival,
         now: Instant,
-        answers: &mpsc::Sender<Answer>,
+        capacity: usize,
+        running: &mut Running,
         slots: &mut Slots,
         collector: &mut Collector,
     ) -> bool {
         let due = arrival.due;
         let lag = now.saturating_duration_since(arrival.ready);
         self.meter.lag(lag);
-        let Ok(permit) = answers.clone().try_reserve_owned() else {
+        if running.len() >= capacity {
             collector.dropped(1);
             self.meter.dropped();
             return false;
-        };
+        }
         collector.issued(lag);
         let request = self.scenario.pick(&work, self.seed);
         let slot = slots.take(due, work.lane, request);
         let connection = work.lane.and_then(|lane| self.lanes[lane as usize].take());
         let (scenario, seed) = (self.scenario.clone(), self.seed);
-        tokio::spawn(async move {
-            let guard = InFlight { permit: Some(permit), slot, request };
+        running.push(Box::pin(async move {
             let mut connection = connection;
             let sent = Instant::now();
             let own = work.lane.map(|_| &mut connection);
-            // Boxed: the request future is kilobytes, and tokio moves a task's future
-            // several times while it runs; a pointer moves for nothing.
-            let outcome = Box::pin(scenario.execute(work, request, seed, own)).await;
-            guard.answer(Answer { slot, request, outcome, sent, finished: Instant::now(), connection });
-        });
+            let (outcome, panicked) = caught(scenario.execute(work, request, seed, own)).await;
+            if panicked {
+                connection = None;
+            }
+            Answer { slot, request, outcome, sent, finished: Instant::now(), connection }
+        }));
         true
     }
 
@@ -447,17 +445,10 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn a_request_that_panics_still_answers_and_frees_its_slot() {
-        let (answers, mut received) = mpsc::channel::<Answer>(1);
-        let permit = answers.clone().try_reserve_owned().unwrap();
-        assert_eq!(answers.capacity(), 0, "the only slot is taken");
-        let task = tokio::spawn(async move {
-            let _guard = InFlight { permit: Some(permit), slot: 7, request: 1 };
-            panic!("a bug in a scenario");
-        });
-        assert!(task.await.unwrap_err().is_panic());
-        let answer = received.recv().await.unwrap();
-        assert_eq!((answer.slot, answer.request, answer.outcome), (7, 1, Outcome::Error(ErrorKind::Panic)));
-        assert_eq!(answers.capacity(), 1, "the slot is free again");
+    async fn a_request_that_panics_answers_panic() {
+        let (outcome, panicked) = caught(async { panic!("a bug in a scenario") }).await;
+        assert_eq!((outcome, panicked), (Outcome::Error(ErrorKind::Panic), true));
+        let (outcome, panicked) = caught(async { Outcome::Ok }).await;
+        assert_eq!((outcome, panicked), (Outcome::Ok, false));
     }
 }

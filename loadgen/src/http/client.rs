@@ -1,4 +1,4 @@
-//! The HTTP client every HTTP scenario uses: requests built once from templates,
+//! The HTTP client every HTTP scenario uses: requests prepared once as templates,
 //! sent on a lane's own keep-alive connection (a closed-model user, a simulated
 //! device) or through a shared pool (the open model), each bounded by the request
 //! timeout, each answer read to its end so the connection can be reused.
@@ -16,7 +16,8 @@ use hyper::body::Bytes;
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use hyper::{Method, Request, Uri};
 
-use super::connection::{Body, Connector, SendError, Sender, Stream};
+use super::connection::{Body, Connector, SendError, Sender};
+use super::h1::{Exchanged, Outgoing};
 use crate::outcome::{ErrorKind, Outcome};
 
 /// Most bytes of an answer kept when the caller wants the body (logins).
@@ -28,13 +29,15 @@ pub fn user_agent() -> HeaderValue {
 }
 
 /// A request prepared once: method, origin-form URI and headers (`Host`,
-/// `User-Agent`, and any the scenario adds). Building a request from it clones the
-/// prepared parts instead of parsing and formatting them again.
+/// `User-Agent`, and any the scenario adds). HTTP/1.1 requests are written from its
+/// head, encoded once; HTTP/2 requests are built from its parts.
 #[derive(Clone, Debug)]
 pub struct Template {
     pub method: Method,
     pub uri: Uri,
     pub headers: HeaderMap,
+    /// `METHOD /target HTTP/1.1\r\n` and every header line, without the blank line.
+    head: Vec<u8>,
 }
 
 impl Template {
@@ -42,21 +45,55 @@ impl Template {
         let mut headers = HeaderMap::with_capacity(6);
         headers.insert(header::HOST, host.clone());
         headers.insert(header::USER_AGENT, user_agent());
-        Self { method, uri, headers }
+        Self { method, uri, headers, head: Vec::new() }.encoded()
     }
 
     pub fn with_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
         self.headers.insert(name, value);
+        self.encoded()
+    }
+
+    fn encoded(mut self) -> Self {
+        let target = self.uri.path_and_query().map_or("/", |target| target.as_str());
+        let mut head = format!("{} {target} HTTP/1.1\r\n", self.method).into_bytes();
+        for (name, value) in &self.headers {
+            head.extend_from_slice(name.as_str().as_bytes());
+            head.extend_from_slice(b": ");
+            head.extend_from_slice(value.as_bytes());
+            head.extend_from_slice(b"\r\n");
+        }
+        self.head = head;
         self
     }
 
-    /// The request with `body` (hyper writes `Content-Length` from it).
-    pub fn build(&self, body: Bytes) -> Request<Body> {
-        self.build_with(body, None)
+    /// Whether the answer carries no body whatever its headers say (RFC 9112 §6.3).
+    pub fn is_head(&self) -> bool {
+        self.method == Method::HEAD
     }
 
-    /// …plus one more header, for what varies per device (its credential).
-    pub fn build_with(&self, body: Bytes, extra: Option<(&HeaderName, &HeaderValue)>) -> Request<Body> {
+    /// The HTTP/1.1 request with `body` and `extra`, written into `out`.
+    /// `Content-Length` goes with every body, and with an empty one for methods that
+    /// carry a body (hyper's rule too).
+    pub fn encode(&self, body: &[u8], extra: Option<(&HeaderName, &HeaderValue)>, out: &mut Vec<u8>) {
+        out.clear();
+        out.extend_from_slice(&self.head);
+        if let Some((name, value)) = extra {
+            out.extend_from_slice(name.as_str().as_bytes());
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(value.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        if !body.is_empty() || matches!(self.method, Method::POST | Method::PUT | Method::PATCH) {
+            out.extend_from_slice(b"content-length: ");
+            out.extend_from_slice(body.len().to_string().as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(body);
+    }
+
+    /// The HTTP/2 request with `body` and `extra` (hyper writes `content-length`).
+    pub fn request(&self, body: Bytes, extra: Option<(&HeaderName, &HeaderValue)>) -> Request<Body> {
         let mut request = Request::new(Body::new(body));
         *request.method_mut() = self.method.clone();
         *request.uri_mut() = self.uri.clone();
@@ -107,7 +144,7 @@ impl HttpClient {
     /// when `keep_body`.
     pub async fn send(
         &self,
-        request: Request<Body>,
+        request: Outgoing<'_>,
         own: Option<&mut Option<Sender>>,
         keep_body: bool,
     ) -> (Outcome, Bytes) {
@@ -128,8 +165,8 @@ impl HttpClient {
         }
     }
 
-    async fn on_own(&self, slot: &mut Option<Sender>, request: Request<Body>, keep_body: bool) -> (Outcome, Bytes) {
-        let reused = slot.as_ref().is_some_and(|sender| !sender.is_closed());
+    async fn on_own(&self, slot: &mut Option<Sender>, request: Outgoing<'_>, keep_body: bool) -> (Outcome, Bytes) {
+        let reused = slot.as_mut().is_some_and(|sender| !sender.is_closed());
         if !reused {
             // Boxed: connecting (TLS above all) is most of a request future's size, and
             // it happens once per connection, while the future is moved on every request.
@@ -141,18 +178,13 @@ impl HttpClient {
                 }
             }
         }
-        let result = match slot.take() {
-            Some(Sender::Parked(stream)) => {
-                let (result, stream) = Box::pin(self.on_parked(stream, request, keep_body)).await;
-                *slot = stream.map(Sender::Parked);
-                result
+        let result = match slot.as_mut() {
+            Some(Sender::Http1(http1)) => http1.exchange(request, keep_body).await,
+            Some(sender) => {
+                let http2 = request.template.request(request.body.clone(), request.extra);
+                read_answer(sender.send(http2), keep_body).await
             }
-            Some(mut sender) => {
-                let result = exchange(&mut sender, request, keep_body).await;
-                *slot = Some(sender);
-                result
-            }
-            None => Err(SendError { kind: ErrorKind::Transport, unsent: None }),
+            None => Err(SendError { kind: ErrorKind::Transport, retry: false }),
         };
         match result {
             Ok((outcome, body, keep)) => {
@@ -161,11 +193,10 @@ impl HttpClient {
                 }
                 (outcome, body)
             }
-            // A kept-alive connection the server closed while idle: the request never
-            // left, so it goes once more on a fresh connection.
-            Err(failure) if reused && failure.unsent.is_some() => {
+            // A kept-alive connection the server closed while idle: the request goes
+            // once more, on a fresh connection.
+            Err(failure) if reused && failure.retry => {
                 *slot = None;
-                let request = failure.unsent.expect("checked");
                 Box::pin(self.on_own(slot, request, keep_body)).await
             }
             Err(failure) => {
@@ -175,37 +206,13 @@ impl HttpClient {
         }
     }
 
-    /// One exchange on a parked connection: HTTP/1.1 set up on its stream, the
-    /// connection driven here beside the request (no task of its own), and the stream
-    /// parked again once the answer is read, unless either side is closing it.
-    async fn on_parked(
-        &self,
-        stream: Box<Stream>,
-        request: Request<Body>,
-        keep_body: bool,
-    ) -> (Result<(Outcome, Bytes, bool), SendError>, Option<Box<Stream>>) {
-        let (sender, connection) = match self.connector.unpark(stream).await {
-            Ok(parts) => parts,
-            Err(kind) => return (Err(SendError { kind, unsent: Some(request) }), None),
-        };
-        let mut sender = Sender::Http1(sender);
-        let exchanged = async move {
-            let result = exchange(&mut sender, request, keep_body).await;
-            drop(sender); // so the connection gives its stream back
-            result
-        };
-        let (result, parts) = tokio::join!(exchanged, connection.without_shutdown());
-        let keep = matches!(result, Ok((_, _, true)));
-        let stream =
-            parts.ok().filter(|parts| keep && parts.read_buf.is_empty()).map(|parts| Box::new(parts.io.into_inner()));
-        (result, stream)
-    }
-
-    async fn pooled(&self, request: Request<Body>, keep_body: bool) -> (Outcome, Bytes) {
+    async fn pooled(&self, request: Outgoing<'_>, keep_body: bool) -> (Outcome, Bytes) {
         match &self.pool {
             Pool::Stack(idle) => {
-                let taken = lock(idle).pop();
-                let mut slot = taken.filter(|sender| !sender.is_closed());
+                let mut slot = lock(idle).pop();
+                if slot.as_mut().is_some_and(Sender::is_closed) {
+                    slot = None;
+                }
                 let result = self.on_own(&mut slot, request, keep_body).await;
                 if let Some(sender) = slot {
                     lock(idle).push(sender);
@@ -214,12 +221,12 @@ impl HttpClient {
             }
             Pool::Shared { slots, next } => {
                 let index = next.fetch_add(1, Ordering::Relaxed) % slots.len();
-                let shared = lock(&slots[index]).as_ref().filter(|s| !s.is_closed()).and_then(Sender::clone_shared);
-                let mut slot = shared;
+                let mut slot =
+                    lock(&slots[index]).as_mut().and_then(|s| if s.is_closed() { None } else { s.clone_shared() });
                 let result = self.on_own(&mut slot, request, keep_body).await;
                 if let Some(sender) = slot {
                     let mut kept = lock(&slots[index]);
-                    if kept.as_ref().is_none_or(Sender::is_closed) {
+                    if kept.as_mut().is_none_or(Sender::is_closed) {
                         *kept = Some(sender);
                     }
                 }
@@ -233,14 +240,12 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// Sends and reads the answer to its end. `Ok` carries the outcome, the body (when
-/// kept) and whether the connection may carry another request.
-async fn exchange(
-    sender: &mut Sender,
-    request: Request<Body>,
+/// Sends on HTTP/2 (by awaiting `send`) and reads the answer to its end.
+async fn read_answer(
+    send: impl std::future::Future<Output = Result<hyper::Response<hyper::body::Incoming>, SendError>>,
     keep_body: bool,
-) -> Result<(Outcome, Bytes, bool), SendError> {
-    let response = sender.send(request).await?;
+) -> Result<Exchanged, SendError> {
+    let response = send.await?;
     let status = response.status();
     let closing =
         response.headers().get(header::CONNECTION).is_some_and(|value| value.as_bytes().eq_ignore_ascii_case(b"close"))

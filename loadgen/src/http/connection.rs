@@ -1,19 +1,20 @@
 //! One HTTP connection to the target: TCP (no Nagle), TLS when the target is
-//! `https://`, then hyper's HTTP/1.1 or HTTP/2 handshake. The sending half is what
-//! callers keep ([`Sender`]); the connection itself runs in a task of its own and ends
-//! when the sender is dropped or the peer closes.
+//! `https://`, then HTTP/1.1 ([`super::h1`], driven by the request using it) or
+//! hyper's HTTP/2 handshake (the connection runs in a task of its own, shared by many
+//! requests). Callers keep a [`Sender`].
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
-use hyper::client::conn::{http1, http2};
+use hyper::client::conn::http2;
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
+use super::h1::Http1;
 use super::target::{Security, Target};
 use crate::outcome::ErrorKind;
 use loadlab_proto::tls::{TlsError, Trust, client_config, server_name};
@@ -23,64 +24,48 @@ pub type Body = Full<Bytes>;
 /// A connection's byte stream: TCP, with TLS over it for `https://`.
 pub type Stream = tokio_util::either::Either<tokio_rustls::client::TlsStream<TcpStream>, TcpStream>;
 
-/// The sending half of one connection.
+/// One connection, as its user keeps it.
 pub enum Sender {
-    Http1(http1::SendRequest<Body>),
+    /// Boxed: a lane keeps its sender inline, and most lanes are idle.
+    Http1(Box<Http1>),
     Http2(http2::SendRequest<Body>),
-    /// An idle HTTP/1.1 connection kept as its bare stream: no task, no buffers
-    /// between requests (a simulated device's connection is idle most of the time);
-    /// each request sets HTTP up on it again, which costs no round trip.
-    Parked(Box<Stream>),
 }
 
-/// A request that could not be sent, and whether it may be retried on another
-/// connection (it never left this one).
+/// A request that failed, and whether it may be retried on another connection (no
+/// part of an answer came, so the server did not act on it).
 pub struct SendError {
     pub kind: ErrorKind,
-    pub unsent: Option<Request<Body>>,
+    pub retry: bool,
 }
 
 impl Sender {
-    pub fn is_closed(&self) -> bool {
+    /// Whether the connection can carry no more requests.
+    pub fn is_closed(&mut self) -> bool {
         match self {
-            Sender::Http1(sender) => sender.is_closed(),
+            Sender::Http1(http1) => http1.is_closed(),
             Sender::Http2(sender) => sender.is_closed(),
-            Sender::Parked(stream) => peer_closed(stream),
         }
-    }
-
-    /// Whether more than one request may use this connection at once.
-    pub fn multiplexes(&self) -> bool {
-        matches!(self, Sender::Http2(_))
     }
 
     pub fn clone_shared(&self) -> Option<Sender> {
         match self {
             Sender::Http2(sender) => Some(Sender::Http2(sender.clone())),
-            Sender::Http1(_) | Sender::Parked(_) => None,
+            Sender::Http1(_) => None,
         }
     }
 
-    /// Sends `request` and returns the answer's head (its body still to be read).
-    /// Not for a parked connection: see [`Connector::exchange_parked`].
+    /// Sends `request` on an HTTP/2 connection and returns the answer's head (its
+    /// body still to be read); HTTP/1.1 exchanges go through [`Http1::exchange`].
     pub async fn send(&mut self, request: Request<Body>) -> Result<Response<Incoming>, SendError> {
-        let failed = |error: hyper::Error| SendError { kind: classify_hyper(&error), unsent: None };
         match self {
-            Sender::Parked(_) => Err(SendError { kind: ErrorKind::Transport, unsent: Some(request) }),
-            Sender::Http1(sender) => {
-                sender.ready().await.map_err(|error| SendError { unsent: None, ..failed(error) })?;
-                sender.try_send_request(request).await.map_err(|mut error| {
-                    let unsent = error.take_message();
-                    SendError { kind: classify_hyper(error.error()), unsent }
-                })
-            }
             Sender::Http2(sender) => {
-                sender.ready().await.map_err(failed)?;
-                sender.try_send_request(request).await.map_err(|mut error| {
-                    let unsent = error.take_message();
-                    SendError { kind: classify_hyper(error.error()), unsent }
+                sender.ready().await.map_err(|error| SendError { kind: classify_hyper(&error), retry: false })?;
+                sender.try_send_request(request).await.map_err(|mut error| SendError {
+                    kind: classify_hyper(error.error()),
+                    retry: error.take_message().is_some(),
                 })
             }
+            Sender::Http1(_) => Err(SendError { kind: ErrorKind::Transport, retry: false }),
         }
     }
 }
@@ -95,13 +80,14 @@ pub struct Connector {
     /// ports per destination); empty: the system's choice.
     sources: Vec<std::net::IpAddr>,
     next_source: std::sync::atomic::AtomicUsize,
-    /// An exact HTTP/1.1 read buffer size, for many mostly idle connections with small
-    /// answers (hyper's adaptive buffer starts at 8 KiB and keeps what it grew to).
-    read_buffer: Option<usize>,
-    /// Keep idle HTTP/1.1 connections parked ([`Sender::Parked`]).
+    /// The HTTP/1.1 read buffer's size (it grows for a long answer head).
+    read_buffer: usize,
+    /// Release an HTTP/1.1 connection's buffers between requests.
     park: bool,
 }
 
+/// The read buffer of a connection that carries requests back to back.
+pub const READ_BUFFER: usize = 8192;
 /// The read buffer of a simulated device's connection: device-api's answers are a
 /// few hundred bytes, and a device's connection is idle most of the time.
 pub const SMALL_READ_BUFFER: usize = 2048;
@@ -142,7 +128,7 @@ impl Connector {
             http2,
             sources,
             next_source: std::sync::atomic::AtomicUsize::new(0),
-            read_buffer: None,
+            read_buffer: READ_BUFFER,
             park: false,
         }))
     }
@@ -151,12 +137,13 @@ impl Connector {
         &self.target
     }
 
-    /// For many mostly idle connections with small answers (simulated devices): HTTP/1.1
-    /// connections are parked between requests, and answers read into a small buffer.
+    /// For many mostly idle connections with small answers (simulated devices): an
+    /// HTTP/1.1 connection holds no buffers between requests, and reads answers into a
+    /// small one.
     pub fn for_idle_connections(mut self: Arc<Self>) -> Arc<Self> {
         if let Some(connector) = Arc::get_mut(&mut self) {
-            connector.read_buffer = Some(SMALL_READ_BUFFER);
-            connector.park = !connector.http2;
+            connector.read_buffer = SMALL_READ_BUFFER;
+            connector.park = true;
         }
         self
     }
@@ -173,9 +160,6 @@ impl Connector {
             match self.open(*address).await {
                 Ok(stream) => {
                     let _ = stream.set_nodelay(true);
-                    if self.park {
-                        return Ok(Sender::Parked(Box::new(self.secure(stream).await?)));
-                    }
                     return self.handshake(stream).await;
                 }
                 Err(error) if error.kind() == std::io::ErrorKind::ConnectionRefused => {
@@ -211,48 +195,16 @@ impl Connector {
         }
     }
 
-    /// HTTP/1.1 set up again on a parked stream (no round trip: HTTP/1.1 has no
-    /// handshake); the caller drives the connection beside its request.
-    pub async fn unpark(
-        &self,
-        stream: Box<Stream>,
-    ) -> Result<(http1::SendRequest<Body>, http1::Connection<TokioIo<Stream>, Body>), ErrorKind> {
-        http1::Builder::new()
-            .read_buf_exact_size(self.read_buffer)
-            .handshake(TokioIo::new(*stream))
-            .await
-            .map_err(|error| classify_hyper(&error))
-    }
-
     async fn handshake(&self, stream: TcpStream) -> Result<Sender, ErrorKind> {
-        match &self.tls {
-            None => self.http(TokioIo::new(stream)).await,
-            Some(tls) => {
-                let name = server_name(&self.target.host).map_err(|_| ErrorKind::Tls)?;
-                let stream = tls.connect(name, stream).await.map_err(|_| ErrorKind::Tls)?;
-                self.http(TokioIo::new(stream)).await
-            }
+        let stream = self.secure(stream).await?;
+        if !self.http2 {
+            return Ok(Sender::Http1(Box::new(Http1::new(stream, self.read_buffer, self.park))));
         }
-    }
-
-    async fn http<T>(&self, io: TokioIo<T>) -> Result<Sender, ErrorKind>
-    where
-        T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-    {
-        if self.http2 {
-            let (sender, connection) =
-                http2::handshake(TokioExecutor::new(), io).await.map_err(|error| classify_hyper(&error))?;
-            tokio::spawn(connection);
-            Ok(Sender::Http2(sender))
-        } else {
-            let (sender, connection) = http1::Builder::new()
-                .read_buf_exact_size(self.read_buffer)
-                .handshake(io)
-                .await
-                .map_err(|error| classify_hyper(&error))?;
-            tokio::spawn(connection);
-            Ok(Sender::Http1(sender))
-        }
+        let (sender, connection) = http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+            .await
+            .map_err(|error| classify_hyper(&error))?;
+        tokio::spawn(connection);
+        Ok(Sender::Http2(sender))
     }
 }
 
@@ -270,28 +222,41 @@ pub fn classify_hyper(error: &hyper::Error) -> ErrorKind {
     let mut source = std::error::Error::source(error);
     while let Some(inner) = source {
         if let Some(io) = inner.downcast_ref::<std::io::Error>() {
-            use std::io::ErrorKind as Io;
-            return match io.kind() {
-                Io::ConnectionRefused => ErrorKind::ConnectRefused,
-                Io::ConnectionReset | Io::ConnectionAborted | Io::BrokenPipe | Io::UnexpectedEof => {
-                    ErrorKind::ConnectionLost
-                }
-                Io::TimedOut => ErrorKind::Timeout,
-                _ => ErrorKind::Transport,
-            };
+            return classify_io(io);
         }
         source = inner.source();
     }
     ErrorKind::Transport
 }
 
-/// Whether the peer has closed a parked stream (or sent something unasked, which
-/// leaves it unusable too): a non-blocking look at the socket.
-fn peer_closed(stream: &Stream) -> bool {
-    let tcp = match stream {
+/// Names an I/O error on a connection.
+pub fn classify_io(error: &std::io::Error) -> ErrorKind {
+    use std::io::ErrorKind as Io;
+    match error.kind() {
+        Io::ConnectionRefused => ErrorKind::ConnectRefused,
+        Io::ConnectionReset | Io::ConnectionAborted | Io::BrokenPipe | Io::UnexpectedEof => ErrorKind::ConnectionLost,
+        Io::TimedOut => ErrorKind::Timeout,
+        _ => ErrorKind::Transport,
+    }
+}
+
+/// Whether the kernel reported the socket readable since its last read came up
+/// short: looked at without a system call.
+pub(super) fn read_ready(stream: &Stream) -> bool {
+    let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+    tcp_of(stream).poll_read_ready(&mut context).is_ready()
+}
+
+fn tcp_of(stream: &Stream) -> &TcpStream {
+    match stream {
         tokio_util::either::Either::Left(tls) => tls.get_ref().0,
         tokio_util::either::Either::Right(tcp) => tcp,
-    };
+    }
+}
+
+/// Whether the peer has closed a parked stream (or sent something unasked, which
+/// leaves it unusable too): a non-blocking look at the socket.
+pub(super) fn peer_closed(stream: &Stream) -> bool {
     let mut byte = [0u8; 1];
-    !matches!(tcp.try_read(&mut byte), Err(error) if error.kind() == std::io::ErrorKind::WouldBlock)
+    !matches!(tcp_of(stream).try_read(&mut byte), Err(error) if error.kind() == std::io::ErrorKind::WouldBlock)
 }

@@ -4,9 +4,11 @@
 
 mod client;
 mod connection;
+mod h1;
 mod target;
 
 pub use client::{HttpClient, Template, user_agent};
 pub use connection::{Body, Connector, Sender, Stream};
+pub use h1::Outgoing;
 pub use loadlab_proto::tls::Trust;
 pub use target::{Security, Target};

@@ -15,7 +15,7 @@ use rand::Rng;
 use tokio_util::sync::CancellationToken;
 
 use super::Work;
-use crate::http::{HttpClient, Sender, Target, Template};
+use crate::http::{HttpClient, Outgoing, Sender, Target, Template};
 use crate::outcome::Outcome;
 use crate::schedule::Segment;
 
@@ -115,8 +115,12 @@ impl DevicesScenario {
             tokio::select! {
                 _ = async { if let Some(pace) = pace.as_mut() { pace.tick().await; } }, if can_start => {
                     let device = waiting.next().expect("counted");
-                    let (client, request) = (self.client.clone(), self.login.build(Bytes::from_static(br#"{"username":"device"}"#)));
-                    logins.spawn(async move { (device, client.send(request, None, true).await) });
+                    let (client, login) = (self.client.clone(), self.login.clone());
+                    logins.spawn(async move {
+                        let body = Bytes::from_static(br#"{"username":"device"}"#);
+                        let request = Outgoing { template: &login, body: &body, extra: None };
+                        (device, client.send(request, None, true).await)
+                    });
                 }
                 joined = logins.join_next(), if !logins.is_empty() => {
                     let Some(joined) = joined else { continue };
@@ -165,16 +169,16 @@ impl DevicesScenario {
             }
         };
         let Some(credential) = credential else { return Outcome::Error(crate::outcome::ErrorKind::Transport) };
-        let credential = Some((&COOKIE, &credential));
-        let request = if request == DeviceAction::Command as u8 {
-            self.command.build_with(Bytes::new(), credential)
+        let extra = Some((&COOKIE, &credential));
+        let (template, body) = if request == DeviceAction::Command as u8 {
+            (&self.command, Bytes::new())
         } else {
             let mut rng = work.rng(seed);
             // Skip the draw `pick` used, so values differ from the choice.
             let _: bool = rng.random_bool(0.5);
-            self.measurement.build_with(Bytes::from(measurement(&mut rng)), credential)
+            (&self.measurement, Bytes::from(measurement(&mut rng)))
         };
-        self.client.send(request, own, false).await.0
+        self.client.send(Outgoing { template, body: &body, extra }, own, false).await.0
     }
 }
 

@@ -1,10 +1,10 @@
 //! The `http` scenario: the same request every time, to any URL — a page, an API
-//! route, nginx. Method, headers and body are fixed at start; the request is built
-//! from a template, so each send clones prepared parts instead of parsing them.
+//! route, nginx. Method, headers and body are fixed at start, in a template prepared
+//! once.
 
 use hyper::body::Bytes;
 
-use crate::http::{HttpClient, Sender, Template};
+use crate::http::{HttpClient, Outgoing, Sender, Template};
 use crate::outcome::Outcome;
 
 pub struct HttpScenario {
@@ -15,6 +15,7 @@ pub struct HttpScenario {
 
 impl HttpScenario {
     pub async fn execute(&self, own: Option<&mut Option<Sender>>) -> Outcome {
-        self.client.send(self.template.build(self.body.clone()), own, false).await.0
+        let request = Outgoing { template: &self.template, body: &self.body, extra: None };
+        self.client.send(request, own, false).await.0
     }
 }
