@@ -382,7 +382,7 @@ pub(crate) async fn scenario(common: &CommonArgs, stop: &CancellationToken) -> R
                 let kind = if json { "application/json" } else { "text/plain; charset=utf-8" };
                 template = template.with_header(CONTENT_TYPE, HeaderValue::from_static(kind));
             }
-            Ok(Scenario::Http(HttpScenario { client, template, body: Bytes::from(common.body.clone()) }))
+            Ok(Scenario::Http(Box::new(HttpScenario { client, template, body: Bytes::from(common.body.clone()) })))
         }
         ScenarioKind::Devices => {
             let (target, client) = http_client().await?;

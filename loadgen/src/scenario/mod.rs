@@ -37,9 +37,10 @@ impl Work {
 }
 
 /// The scenarios loadgen can run.
+/// (The HTTP scenarios are boxed: their templates make them large, and a scenario is
+/// made once.)
 pub enum Scenario {
-    Http(HttpScenario),
-    /// Boxed: its templates make it the largest, and a scenario is made once.
+    Http(Box<HttpScenario>),
     Devices(Box<DevicesScenario>),
     Grpc(GrpcScenario),
 }
