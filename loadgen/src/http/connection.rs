@@ -254,7 +254,7 @@ fn tcp_of(stream: &Stream) -> &TcpStream {
     }
 }
 
-/// Whether the peer has closed a parked stream (or sent something unasked, which
+/// Whether the peer has closed an idle connection (or sent something unasked, which
 /// leaves it unusable too): a non-blocking look at the socket.
 pub(super) fn peer_closed(stream: &Stream) -> bool {
     let mut byte = [0u8; 1];
