@@ -19,6 +19,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use fantoccini::error::{CmdError, ErrorStatus};
 use fantoccini::{Client, ClientBuilder, Locator};
 use loadlab_fixtures::{READY_LIMIT, free_address};
 use loadlab_supervise::{Ready, Spec, Supervised, which_any};
@@ -111,8 +112,13 @@ impl Page {
         assert_eq!(errors, json!([]), "script errors on {what}");
     }
 
+    /// The element's rendered text, read in one script: the page redraws itself while
+    /// a run is live, so an element found by one WebDriver command can be gone
+    /// (stale) by the next.
     async fn text(&self, css: &str) -> String {
-        self.client.find(Locator::Css(css)).await.unwrap_or_else(|error| panic!("{css}: {error}")).text().await.unwrap()
+        let script = "const e = document.querySelector(arguments[0]); return e ? e.innerText : null";
+        let text = self.client.execute(script, vec![json!(css)]).await.unwrap();
+        text.as_str().unwrap_or_else(|| panic!("{css}: no such element")).to_string()
     }
 
     async fn count(&self, css: &str) -> usize {
@@ -120,19 +126,29 @@ impl Page {
     }
 
     async fn click(&self, css: &str) {
-        self.client
-            .find(Locator::Css(css))
-            .await
-            .unwrap_or_else(|error| panic!("{css}: {error}"))
-            .click()
-            .await
-            .unwrap();
+        self.on_fresh(css, async |element| element.click().await.map(drop)).await;
     }
 
     async fn fill(&self, css: &str, text: &str) {
-        let field = self.client.find(Locator::Css(css)).await.unwrap();
-        field.clear().await.unwrap();
-        field.send_keys(text).await.unwrap();
+        self.on_fresh(css, async |element| {
+            element.clear().await?;
+            element.send_keys(text).await
+        })
+        .await;
+    }
+
+    /// Finds `css` and does `action` on it, finding it again when a redraw made it
+    /// stale in between (a few times at most; any other error fails the test).
+    async fn on_fresh(&self, css: &str, action: impl AsyncFn(fantoccini::elements::Element) -> Result<(), CmdError>) {
+        for _ in 0..5 {
+            let element = self.client.find(Locator::Css(css)).await.unwrap_or_else(|error| panic!("{css}: {error}"));
+            match action(element).await {
+                Ok(()) => return,
+                Err(CmdError::Standard(error)) if error.error == ErrorStatus::StaleElementReference => continue,
+                Err(error) => panic!("{css}: {error}"),
+            }
+        }
+        panic!("{css}: stale five times in a row");
     }
 
     /// Evaluates `script` (a function body returning a value) until `done` accepts
