@@ -6,6 +6,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
 use tonic::codec::CompressionEncoding;
+use tonic::codegen::{Body, Bytes, StdError};
 use tonic::transport::Channel;
 
 use crate::payload::random_payload;
@@ -44,7 +45,25 @@ pub struct Exchanged {
 /// same encoding. Without it, nothing is compressed either way: accepting gzip
 /// unasked would make the server compress every response.
 pub fn stub(channel: Channel, compression: Option<CompressionEncoding>) -> StressClient<Channel> {
-    let client = StressClient::new(channel);
+    compressed(StressClient::new(channel), compression)
+}
+
+/// A stub on one [`Connection`](crate::connect::Connection), as [`stub`] sets it up.
+pub fn stub_on(
+    connection: crate::connect::Connection,
+    compression: Option<CompressionEncoding>,
+) -> StressClient<crate::connect::Connection> {
+    let origin = connection.origin();
+    compressed(StressClient::with_origin(connection, origin), compression)
+}
+
+fn compressed<T>(client: StressClient<T>, compression: Option<CompressionEncoding>) -> StressClient<T>
+where
+    T: tonic::client::GrpcService<tonic::body::Body>,
+    T::Error: Into<StdError>,
+    T::ResponseBody: Body<Data = Bytes> + Send + 'static,
+    <T::ResponseBody as Body>::Error: Into<StdError> + Send,
+{
     match compression {
         Some(encoding) => client.send_compressed(encoding).accept_compressed(encoding),
         None => client,
@@ -68,7 +87,14 @@ fn data_message() -> StreamMessage {
     StreamMessage { kind: Some(Kind::Data(random_payload())) }
 }
 
-pub async fn call(client: &mut StressClient<Channel>, kind: CallKind) -> Result<Exchanged, Status> {
+/// Makes one call of `kind` on `client` (a `Channel` or a [`crate::connect::Connection`]).
+pub async fn call<T>(client: &mut StressClient<T>, kind: CallKind) -> Result<Exchanged, Status>
+where
+    T: tonic::client::GrpcService<tonic::body::Body>,
+    T::Error: Into<StdError>,
+    T::ResponseBody: Body<Data = Bytes> + Send + 'static,
+    <T::ResponseBody as Body>::Error: Into<StdError> + Send,
+{
     match kind {
         CallKind::NonStreaming => {
             let data = random_payload();

@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::{TestServer, server_options};
-use grpc_stress::client::{CallKind, call, stub};
+use grpc_stress::client::{CallKind, call, stub_on};
 use grpc_stress::proto::chat_client::ChatClient;
 use grpc_stress::proto::chat_event::Event;
 use grpc_stress::proto::stream_message::Kind;
@@ -25,7 +25,7 @@ async fn every_kind_over_plain_and_tls() {
 
     for (server, ca) in [(&plain, None), (&secure, Some(files.ca_cert.as_path()))] {
         let channel = server.target(ca).connect().await.expect("connects");
-        let mut client = stub(channel, None);
+        let mut client = stub_on(channel, None);
         let cases = [
             (CallKind::NonStreaming, 1, 1),
             (CallKind::ClientStreaming(5), 5, 1),
@@ -115,10 +115,10 @@ async fn an_expired_deadline_is_answered_deadline_exceeded() {
 async fn overload_is_refused_with_resource_exhausted() {
     let server = TestServer::start(server_options(&["--max-in-flight", "1"])).await;
     let channel = server.target(None).connect().await.unwrap();
-    let mut endless = stub(channel.clone(), None);
+    let mut endless = stub_on(channel.clone(), None);
     let holder = tokio::spawn(async move { call(&mut endless, CallKind::ServerStreaming(0)).await });
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let mut client = stub(channel, None);
+    let mut client = stub_on(channel, None);
     let refused = call(&mut client, CallKind::NonStreaming).await.unwrap_err();
     assert_eq!(refused.code(), Code::ResourceExhausted, "{refused}");
     assert_eq!(grpc_stress::client::classify(&refused), Ok(grpc_stress::client::Fault::Shed));

@@ -17,7 +17,7 @@ use tonic::codec::CompressionEncoding;
 
 use crate::units::{positive_duration, positive_u32};
 
-pub use loadlab_proto::calls::{CallKind, Exchanged, call, stub};
+pub use loadlab_proto::calls::{CallKind, Exchanged, call, stub_on};
 pub use loadlab_proto::connect::{ConnectError, Target, TrustOptions};
 pub use summary::{Fault, Summary, classify};
 
@@ -297,7 +297,7 @@ impl GroupRunner {
                             connected = self.target.connect() => connected,
                             _ = self.stop.cancelled() => break 'calls,
                         } {
-                            Ok(channel) => client.insert(stub(channel, self.compression)),
+                            Ok(connection) => client.insert(stub_on(connection, self.compression)),
                             Err(error) => {
                                 *summary.faults.entry(summary::classify_connect(&error)).or_default() += 1;
                                 tracing::debug!(?error, "connect failed");

@@ -47,12 +47,11 @@ pub fn classify(status: &Status) -> Result<Fault, String> {
 }
 
 /// Classifies a failed connection attempt.
-pub fn classify_connect(error: &tonic::transport::Error) -> Fault {
-    let text = format!("{error:?}").to_ascii_lowercase();
-    if text.contains("tls") || text.contains("certificate") || text.contains("handshake") || text.contains("alert") {
-        Fault::Handshake
-    } else {
-        Fault::Connect
+pub fn classify_connect(error: &loadlab_proto::connect::OpenError) -> Fault {
+    use loadlab_proto::connect::OpenError;
+    match error {
+        OpenError::Tcp(_) | OpenError::Origin => Fault::Connect,
+        OpenError::Tls(_) | OpenError::Http2(_) => Fault::Handshake,
     }
 }
 
