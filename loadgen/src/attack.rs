@@ -323,6 +323,13 @@ impl Attacker {
                     ran = now.saturating_duration_since(start).min(ran);
                     phase = Phase::Draining(now + self.grace / 2);
                 }
+                _ = &mut second_timer => {
+                    let rate = pacer.rate_at(next_second.saturating_duration_since(start) - Duration::from_millis(500));
+                    self.meter.in_flight(slots.used);
+                    collector.close_second(second_of(next_second), rate.map(|rate| rate * share), on_second);
+                    next_second += Duration::from_secs(1);
+                    second_timer.as_mut().reset(next_second);
+                }
                 Some(answer) = running.next(), if !running.is_empty() => {
                     self.file(answer, &mut slots, &mut collector, &mut pacer);
                     // File what else is in, in this turn (polled with this task's own
@@ -337,13 +344,6 @@ impl Attacker {
                         Poll::Ready(())
                     })
                     .await;
-                }
-                _ = &mut second_timer => {
-                    let rate = pacer.rate_at(next_second.saturating_duration_since(start) - Duration::from_millis(500));
-                    self.meter.in_flight(slots.used);
-                    collector.close_second(second_of(next_second), rate.map(|rate| rate * share), on_second);
-                    next_second += Duration::from_secs(1);
-                    second_timer.as_mut().reset(next_second);
                 }
                 _ = &mut wake_timer => {
                     if let Phase::Draining(deadline) = phase

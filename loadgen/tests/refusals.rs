@@ -102,6 +102,10 @@ fn targets_methods_and_headers_must_be_valid() {
         &["run", "--scenario", "http", "--target", "http://x/", "--header", "nocolon", "--rate", "1"],
         "--header",
     );
+    for framing in ["Content-Length: 5", "transfer-encoding: chunked"] {
+        let args = ["run", "--scenario", "http", "--target", "http://x/", "--header", framing, "--rate", "1"];
+        assert_refused(&args, "--header");
+    }
     assert_refused(&["run", "--scenario", "http", "--target", "http://x/", "--insecure", "--rate", "1"], "--insecure");
     assert_refused(&["run", "--target", "http://x/", "--body", "{}", "--rate", "1"], "--body");
 }

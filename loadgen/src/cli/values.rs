@@ -166,6 +166,10 @@ pub fn header(text: &str) -> Result<(HeaderName, HeaderValue), String> {
     let (name, value) = text.split_once(':').ok_or("expected `Name: value`")?;
     let name = HeaderName::from_bytes(name.trim().as_bytes())
         .map_err(|_| format!("`{}` is not a header name", name.trim()))?;
+    // The message's framing is loadgen's: Content-Length from --body, no other coding.
+    if name == hyper::header::CONTENT_LENGTH || name == hyper::header::TRANSFER_ENCODING {
+        return Err(format!("`{name}` is set by loadgen from --body; it cannot be given"));
+    }
     let value = HeaderValue::from_str(value.trim()).map_err(|_| "the value has characters a header cannot carry")?;
     Ok((name, value))
 }

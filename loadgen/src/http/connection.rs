@@ -80,6 +80,8 @@ pub struct Connector {
     /// ports per destination); empty: the system's choice.
     sources: Vec<std::net::IpAddr>,
     next_source: std::sync::atomic::AtomicUsize,
+    /// The next local port to try for a source address (see [`SOURCE_PORTS`]).
+    next_port: std::sync::atomic::AtomicUsize,
     /// The HTTP/1.1 read buffer's size (it grows for a long answer head).
     read_buffer: usize,
     /// Release an HTTP/1.1 connection's buffers between requests.
@@ -131,6 +133,7 @@ impl Connector {
             http2,
             sources,
             next_source: std::sync::atomic::AtomicUsize::new(0),
+            next_port: std::sync::atomic::AtomicUsize::new(rand::random_range(0..usize::from(u16::MAX))),
             read_buffer: READ_BUFFER,
             park: false,
         }))
@@ -187,11 +190,17 @@ impl Connector {
         // searches the address's whole range for a free port, milliseconds each with
         // 20,000 connections open, and it ran in the attack loop's task (a run of 19,000
         // devices had a p99 schedule lag of 25 s); naming the port is one lookup.
+        // Each process starts at a random port, so instances sharing an address rarely
+        // collide, and probes that found a port busy are skipped by the next connect.
         let range = usize::from(SOURCE_PORTS.end - SOURCE_PORTS.start);
-        let first = turn / self.sources.len();
+        let first = self.next_port.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let bound = (0..64).any(|attempt| {
             let port = SOURCE_PORTS.start + ((first + attempt) % range) as u16;
-            socket.bind(SocketAddr::new(source, port)).is_ok()
+            let bound = socket.bind(SocketAddr::new(source, port)).is_ok();
+            if !bound {
+                self.next_port.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            bound
         });
         if !bound {
             socket.bind(SocketAddr::new(source, 0))?; // the kernel's search, as a last resort
@@ -260,6 +269,19 @@ pub fn classify_io(error: &std::io::Error) -> ErrorKind {
 pub(super) fn read_ready(stream: &Stream) -> bool {
     let mut context = std::task::Context::from_waker(std::task::Waker::noop());
     tcp_of(stream).poll_read_ready(&mut context).is_ready()
+}
+
+/// Whether rustls holds bytes of a TLS stream not yet read (sent after the last
+/// answer's end, in its last record), or the peer's close: the TCP socket shows
+/// neither. Always `false` in clear.
+pub(super) fn tls_unread(stream: &mut Stream) -> bool {
+    match stream {
+        tokio_util::either::Either::Left(tls) => match tls.get_mut().1.process_new_packets() {
+            Ok(state) => state.plaintext_bytes_to_read() > 0 || state.peer_has_closed(),
+            Err(_) => true,
+        },
+        tokio_util::either::Either::Right(_) => false,
+    }
 }
 
 fn tcp_of(stream: &Stream) -> &TcpStream {

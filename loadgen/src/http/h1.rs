@@ -17,7 +17,7 @@ use hyper::header::{HeaderName, HeaderValue};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::client::Template;
-use super::connection::{SendError, Stream, classify_io, peer_closed, read_ready};
+use super::connection::{SendError, Stream, classify_io, peer_closed, read_ready, tls_unread};
 use crate::outcome::{ErrorKind, Outcome};
 
 /// The largest answer head (status line and headers) accepted.
@@ -86,7 +86,7 @@ impl Http1 {
     /// idle: the socket's readiness is looked at without a system call unless the
     /// kernel reported something.
     pub fn is_closed(&mut self) -> bool {
-        read_ready(&self.stream) && peer_closed(&self.stream)
+        tls_unread(&mut self.stream) || (read_ready(&self.stream) && peer_closed(&self.stream))
     }
 
     /// Sends `request` and reads the answer to its end. An error that left the
@@ -105,7 +105,13 @@ impl Http1 {
     }
 
     async fn round_trip(&mut self, head_request: bool, keep_body: bool) -> Result<Exchanged, SendError> {
-        if let Err(error) = self.stream.write_all(&self.out).await {
+        // Flushed too: over TLS, rustls may hold the tail of the request's records until
+        // asked to write them out.
+        let written = async {
+            self.stream.write_all(&self.out).await?;
+            self.stream.flush().await
+        };
+        if let Err(error) = written.await {
             // Nothing of an answer came: another connection may take the request.
             return Err(SendError { kind: classify_io(&error), retry: true });
         }
@@ -183,10 +189,10 @@ impl Http1 {
     fn consume(&mut self, wanted: u64, kept: Option<&mut Vec<u8>>) -> u64 {
         let available = (self.end - self.start) as u64;
         let taken = wanted.min(available) as usize;
-        if let Some(kept) = kept
-            && kept.len() + taken <= KEPT_BODY_LIMIT
-        {
-            kept.extend_from_slice(&self.buffer[self.start..self.start + taken]);
+        if let Some(kept) = kept {
+            // The body's first KEPT_BODY_LIMIT bytes, no more.
+            let room = KEPT_BODY_LIMIT.saturating_sub(kept.len()).min(taken);
+            kept.extend_from_slice(&self.buffer[self.start..self.start + room]);
         }
         self.start += taken;
         taken as u64
@@ -268,12 +274,17 @@ impl Http1 {
         }
     }
 
-    /// Reads until the server closes the connection.
+    /// Reads until the server closes the connection. Over TLS, a close without
+    /// `close_notify` (common) also ends the body.
     async fn read_to_close(&mut self, mut kept: Option<&mut Vec<u8>>) -> Result<(), ErrorKind> {
+        let tls = matches!(self.stream, tokio_util::either::Either::Left(_));
         loop {
             self.consume(u64::MAX, kept.as_deref_mut());
-            if self.fill(self.buffer.len()).await? == 0 {
-                return Ok(());
+            match self.fill(self.buffer.len()).await {
+                Ok(0) => return Ok(()),
+                Ok(_) => {}
+                Err(ErrorKind::ConnectionLost) if tls => return Ok(()),
+                Err(kind) => return Err(kind),
             }
         }
     }
@@ -329,6 +340,11 @@ fn head_of(answer: &httparse::Response<'_, '_>, head_request: bool) -> Result<He
                 }
             }
         }
+    }
+    // Both framings at once, or chunked on HTTP/1.0: faulty or a proxy's doing
+    // (RFC 9112 §6.1, §6.3); read it as Transfer-Encoding says, and keep nothing.
+    if encoded && (length.is_some() || answer.version == Some(0)) {
+        close = true;
     }
     let framing = if head_request || (100..200).contains(&status) || status == 204 || status == 304 {
         Framing::Empty
@@ -418,6 +434,9 @@ mod tests {
         assert_eq!(exchange(&mut connection, &get()).await, Ok((OK, "ok".into(), false)));
         let mut connection = serve(vec![b"HTTP/1.0 200 OK\r\n\r\nuntil the end".to_vec()]).await;
         assert_eq!(exchange(&mut connection, &get()).await, Ok((OK, "until the end".into(), false)));
+        let both = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 99\r\n\r\n2\r\nok\r\n0\r\n\r\n";
+        let mut connection = serve(vec![both.to_vec()]).await;
+        assert_eq!(exchange(&mut connection, &get()).await, Ok((OK, "ok".into(), false)), "both framings: not kept");
         let mut connection = serve(vec![b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokEXTRA".to_vec()]).await;
         assert_eq!(exchange(&mut connection, &get()).await, Ok((OK, "ok".into(), false)), "bytes never asked for");
     }
