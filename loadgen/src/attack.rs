@@ -9,10 +9,11 @@
 //! Requests run inside the loop's own task, as a set of futures it polls
 //! ([`FuturesUnordered`]), not as a task each: a request's answer reaches the loop
 //! with no hand-over between tasks, and the loop files every answer that is in when
-//! it wakes. (A task per request, with a channel back, cost about 1 µs a request,
-//! a third of the generator's own time against nginx.) One loop thus uses one core; more cores take more instances,
-//! each with its segment of the schedule (agents). A request that panics is caught
-//! and answers `panic`, so the count of requests in flight cannot drift.
+//! it wakes. (A task per request, with a channel back, cost about 1 µs a request, a
+//! third of the generator's own time against nginx.) One loop thus uses one core;
+//! more cores take more instances, each with its segment of the schedule (agents). A
+//! request that panics is caught and answers `panic`, so the count of requests in
+//! flight cannot drift.
 //!
 //! Every step ends within its schedule plus the grace period: arrivals not issued a
 //! second after the schedule's end are dropped (the generator fell behind), and

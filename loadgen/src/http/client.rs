@@ -17,11 +17,8 @@ use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use hyper::{Method, Request, Uri};
 
 use super::connection::{Body, Connector, SendError, Sender};
-use super::h1::{Exchanged, Outgoing};
+use super::h1::{Exchanged, Outgoing, keep_prefix};
 use crate::outcome::{ErrorKind, Outcome};
-
-/// Most bytes of an answer kept when the caller wants the body (logins).
-const KEPT_BODY_LIMIT: usize = 1 << 20;
 
 /// `User-Agent: loadgen/<version>`, unless the user sets one.
 pub fn user_agent() -> HeaderValue {
@@ -57,10 +54,7 @@ impl Template {
         let target = self.uri.path_and_query().map_or("/", |target| target.as_str());
         let mut head = format!("{} {target} HTTP/1.1\r\n", self.method).into_bytes();
         for (name, value) in &self.headers {
-            head.extend_from_slice(name.as_str().as_bytes());
-            head.extend_from_slice(b": ");
-            head.extend_from_slice(value.as_bytes());
-            head.extend_from_slice(b"\r\n");
+            header_line(&mut head, name, value);
         }
         self.head = head;
         self
@@ -78,10 +72,7 @@ impl Template {
         out.clear();
         out.extend_from_slice(&self.head);
         if let Some((name, value)) = extra {
-            out.extend_from_slice(name.as_str().as_bytes());
-            out.extend_from_slice(b": ");
-            out.extend_from_slice(value.as_bytes());
-            out.extend_from_slice(b"\r\n");
+            header_line(out, name, value);
         }
         if !body.is_empty() || matches!(self.method, Method::POST | Method::PUT | Method::PATCH) {
             out.extend_from_slice(b"content-length: ");
@@ -104,6 +95,14 @@ impl Template {
         *request.headers_mut() = headers;
         request
     }
+}
+
+/// `name: value\r\n`.
+fn header_line(out: &mut Vec<u8>, name: &HeaderName, value: &HeaderValue) {
+    out.extend_from_slice(name.as_str().as_bytes());
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value.as_bytes());
+    out.extend_from_slice(b"\r\n");
 }
 
 /// A pooled or per-lane HTTP client for one target.
@@ -255,11 +254,8 @@ async fn read_answer(
     while let Some(frame) = body.frame().await {
         match frame {
             Ok(frame) => {
-                if keep_body
-                    && let Some(data) = frame.data_ref()
-                    && kept.len() + data.len() <= KEPT_BODY_LIMIT
-                {
-                    kept.extend_from_slice(data);
+                if keep_body && let Some(data) = frame.data_ref() {
+                    keep_prefix(&mut kept, data);
                 }
             }
             Err(error) => {

@@ -29,6 +29,13 @@ const MAX_CHUNK_LINE: usize = 4 * 1024;
 /// Most bytes of an answer's body kept when the caller wants it (logins).
 const KEPT_BODY_LIMIT: usize = 1 << 20;
 
+/// Appends what of `data` fits in the first [`KEPT_BODY_LIMIT`] bytes of a body (for
+/// either protocol's answers).
+pub(super) fn keep_prefix(kept: &mut Vec<u8>, data: &[u8]) {
+    let room = KEPT_BODY_LIMIT.saturating_sub(kept.len()).min(data.len());
+    kept.extend_from_slice(&data[..room]);
+}
+
 /// A request as this module sends it: a template, its body, and a header that varies
 /// per request (a device's credential).
 #[derive(Clone, Copy)]
@@ -74,12 +81,9 @@ struct Head {
 }
 
 impl Http1 {
+    /// The buffers are allocated by the first exchange.
     pub fn new(stream: Stream, buffer_size: usize, park: bool) -> Self {
-        let mut connection = Self { stream, buffer: Vec::new(), start: 0, end: 0, out: Vec::new(), buffer_size, park };
-        if !park {
-            connection.buffer = vec![0; buffer_size];
-        }
-        connection
+        Self { stream, buffer: Vec::new(), start: 0, end: 0, out: Vec::new(), buffer_size, park }
     }
 
     /// Whether the peer closed the connection (or sent something unasked) while it sat
@@ -190,9 +194,7 @@ impl Http1 {
         let available = (self.end - self.start) as u64;
         let taken = wanted.min(available) as usize;
         if let Some(kept) = kept {
-            // The body's first KEPT_BODY_LIMIT bytes, no more.
-            let room = KEPT_BODY_LIMIT.saturating_sub(kept.len()).min(taken);
-            kept.extend_from_slice(&self.buffer[self.start..self.start + room]);
+            keep_prefix(kept, &self.buffer[self.start..self.start + taken]);
         }
         self.start += taken;
         taken as u64
