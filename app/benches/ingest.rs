@@ -1,8 +1,10 @@
 //! Ingest benchmark, on both storage engines in one run: sustained rows/s through
 //! `POST /measurement` (and the batch route), against the rate at which the same
 //! PostgreSQL ingests the same number of rows into the same table with `COPY`,
-//! measured right after. Prints both engines side by side with their ratios to COPY;
-//! asserts nothing (wall-clock numbers on a shared machine are noisy).
+//! measured right after. Prints both engines side by side with their ratios to COPY,
+//! and the CPU the client, device-api and PostgreSQL each spent per single-row request
+//! (the three share the machine's cores); asserts nothing (wall-clock numbers on a
+//! shared machine are noisy).
 //!
 //! `cargo bench -p device-api --bench ingest -- [--seconds 10] [--connections 512]
 //! [--expected-ingest-rate 1000]`
@@ -18,9 +20,9 @@ use clap::Parser;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
-use rand::{Rng, SeedableRng};
+use rand::Rng;
 use sqlx::Connection;
-use support::{ENGINES, Engine, Served};
+use support::{Cpu, ENGINES, Engine, Served};
 
 #[derive(Parser, Debug)]
 struct Options {
@@ -56,6 +58,26 @@ fn random_measurement(rng: &mut impl Rng) -> String {
     )
 }
 
+/// Bodies each connection cycles through. Made before the clock starts, as COPY's
+/// CSV is: the bench measures the server, and the client shares its two cores.
+const BODIES_PER_CONNECTION: usize = 16;
+
+/// `BODIES_PER_CONNECTION` request bodies of `rows_per_request` random measurements.
+fn prepared_bodies(rows_per_request: usize) -> Vec<Bytes> {
+    let mut rng = rand::rng();
+    (0..BODIES_PER_CONNECTION)
+        .map(|_| {
+            let body = if rows_per_request == 1 {
+                random_measurement(&mut rng)
+            } else {
+                let rows: Vec<String> = (0..rows_per_request).map(|_| random_measurement(&mut rng)).collect();
+                format!("[{}]", rows.join(","))
+            };
+            Bytes::from(body)
+        })
+        .collect()
+}
+
 /// Closed loop: each connection sends the next request as soon as the last is
 /// answered, for `seconds`. Returns rows acknowledged (204) and non-204 answers.
 async fn drive(
@@ -68,10 +90,11 @@ async fn drive(
     let stop = Arc::new(AtomicBool::new(false));
     let acknowledged = Arc::new(AtomicU64::new(0));
     let failed = Arc::new(AtomicU64::new(0));
-    let tasks: Vec<_> = devices
-        .iter()
-        .cloned()
-        .map(|device| {
+    let prepared: Vec<(String, Vec<Bytes>)> =
+        devices.iter().map(|device| (device.clone(), prepared_bodies(rows_per_request))).collect();
+    let tasks: Vec<_> = prepared
+        .into_iter()
+        .map(|(device, bodies)| {
             let (stop, acknowledged, failed) = (stop.clone(), acknowledged.clone(), failed.clone());
             tokio::spawn(async move {
                 let stream = tokio::net::TcpStream::connect(address).await.expect("connect");
@@ -79,20 +102,15 @@ async fn drive(
                 let (mut sender, connection) =
                     hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.expect("handshake");
                 tokio::spawn(connection);
-                // A Send generator: the task moves between worker threads.
-                let mut rng = rand::rngs::StdRng::from_os_rng();
-                while !stop.load(Ordering::Relaxed) {
-                    let body = if rows_per_request == 1 {
-                        random_measurement(&mut rng)
-                    } else {
-                        let rows: Vec<String> = (0..rows_per_request).map(|_| random_measurement(&mut rng)).collect();
-                        format!("[{}]", rows.join(","))
-                    };
+                for body in bodies.iter().cycle() {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
                     let request = hyper::Request::post(path)
                         .header("host", "bench")
                         .header("content-type", "application/json")
                         .header("servant-auth-cookie", &device)
-                        .body(Full::new(Bytes::from(body)))
+                        .body(Full::new(body.clone()))
                         .unwrap();
                     let Ok(response) = sender.send_request(request).await else { break };
                     let status = response.status();
@@ -166,6 +184,8 @@ struct Figures {
     engine: Engine,
     partitioning: String,
     single: (f64, u64),
+    /// CPU each side spent in the single-row phase.
+    single_cpu: Cpu,
     batch: (f64, u64),
     copy: f64,
     statistics: (serde_json::Value, Duration),
@@ -180,7 +200,9 @@ async fn measure(engine: Engine, options: &Options) -> Figures {
         devices.push(login(address).await);
     }
     eprintln!("{}: POST /measurement for {} s", engine.name(), options.seconds);
+    let before = served.cpu();
     let (single_rows, single_failed) = drive(address, &devices, "/measurement", 1, options.seconds).await;
+    let single_cpu = served.cpu().since(before);
     eprintln!("{}: POST /measurements for {} s", engine.name(), options.seconds);
     let (batch_rows, batch_failed) = drive(address, &devices, "/measurements", options.batch, options.seconds).await;
     let client = reqwest::Client::new();
@@ -198,6 +220,7 @@ async fn measure(engine: Engine, options: &Options) -> Figures {
         engine,
         partitioning,
         single: (single_rows as f64 / seconds, single_failed),
+        single_cpu,
         batch: (batch_rows as f64 / seconds, batch_failed),
         copy,
         statistics: (counted["statsMeasurementCount"].clone(), statistics_time),
@@ -228,6 +251,12 @@ async fn main() {
     row("COPY rows/s (same table)", &|each| format!("{:.0}", each.copy));
     row("ratio single / COPY", &|each| format!("{:.3}", each.single.0 / each.copy));
     row("ratio batch / COPY", &|each| format!("{:.3}", each.batch.0 / each.copy));
+    // Where a single-row request's time goes: the three share the machine's cores.
+    let seconds = options.seconds as f64;
+    let per_row = |cpu: f64, each: &Figures| format!("{:.1} µs", cpu * 1e6 / (each.single.0 * seconds));
+    row("CPU per single row: client", &|each| per_row(each.single_cpu.client, each));
+    row("                    device-api", &|each| per_row(each.single_cpu.api, each));
+    row("                    PostgreSQL", &|each| per_row(each.single_cpu.postgres, each));
     row("GET /statistics", &|each| {
         format!("{:.1} ms at {} rows", each.statistics.1.as_secs_f64() * 1000.0, each.statistics.0)
     });

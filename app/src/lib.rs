@@ -33,7 +33,7 @@ use tokio_util::sync::CancellationToken;
 pub use config::Config;
 
 use crate::devices::Devices;
-use crate::http::{AppState, Limits};
+use crate::http::{AppState, Limits, Shared};
 use crate::ingest::{Ingest, IngestOptions};
 use crate::model::TimeWindow;
 
@@ -108,7 +108,7 @@ pub async fn run(
             commit_timeout: config.commit_timeout,
         },
     );
-    let state = AppState {
+    let state = AppState::new(Shared {
         pool: pool.clone(),
         devices: Arc::new(Devices::new(pool.clone())),
         ingest,
@@ -118,7 +118,7 @@ pub async fn run(
             time_window: TimeWindow { max_age: config.max_measurement_age, max_skew: config.max_clock_skew },
         },
         recorder,
-    };
+    });
 
     let connections = serve::ConnectionLimits {
         header_read_timeout: config.header_read_timeout,

@@ -71,6 +71,62 @@ impl Served {
     }
 }
 
+/// CPU seconds (user + system) spent so far by each side of a benchmark.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Cpu {
+    /// This benchmark process: the HTTP client.
+    pub client: f64,
+    pub api: f64,
+    /// The postmaster and every backend it forked.
+    pub postgres: f64,
+}
+
+impl Cpu {
+    /// What was spent between `earlier` and `self`.
+    pub fn since(self, earlier: Cpu) -> Cpu {
+        Cpu {
+            client: self.client - earlier.client,
+            api: self.api - earlier.api,
+            postgres: self.postgres - earlier.postgres,
+        }
+    }
+}
+
+impl Served {
+    /// CPU used so far by the client, device-api and PostgreSQL (exited backends are
+    /// not counted, so measure across a phase whose connections stay open).
+    pub fn cpu(&self) -> Cpu {
+        let api = self.api.as_ref().map_or(0.0, |api| cpu_seconds(api.pid()));
+        let postgres = self.postgres.pid().map_or(0.0, |postmaster| {
+            let backends: f64 = std::fs::read_dir("/proc")
+                .into_iter()
+                .flatten()
+                .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+                .filter(|&pid| parent(pid) == Some(postmaster))
+                .map(cpu_seconds)
+                .sum();
+            backends + cpu_seconds(postmaster)
+        });
+        Cpu { client: cpu_seconds(std::process::id()), api, postgres }
+    }
+}
+
+/// The fields of `/proc/PID/stat` after the command name.
+fn stat_fields(pid: u32) -> Vec<String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    stat.rsplit(')').next().unwrap_or_default().split_whitespace().map(str::to_string).collect()
+}
+
+fn parent(pid: u32) -> Option<u32> {
+    stat_fields(pid).get(1)?.parse().ok()
+}
+
+fn cpu_seconds(pid: u32) -> f64 {
+    let fields = stat_fields(pid);
+    let ticks = |index: usize| fields.get(index).and_then(|field| field.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0 // utime + stime, at USER_HZ 100
+}
+
 /// `chunk interval` of the hypertable, or the partitioning of the native table.
 pub async fn partitioning(connection: &mut sqlx::PgConnection, engine: Engine) -> String {
     match engine {
