@@ -3,21 +3,14 @@
 //! verifier tonic does not offer.
 //!
 //! Two kinds: [`Target::connect`] opens one HTTP/2 [`Connection`] that calls go
-//! straight onto (hyper's sending half; the connection runs in its own task), for a
-//! client that owns its connection and reconnects itself; [`Target::connect_lazy`]
+//! straight onto (see [`crate::connection`]), for a client that owns its connection
+//! and reconnects itself; [`Target::connect_lazy`]
 //! makes a tonic `Channel`, which connects on first use and reconnects by itself but
 //! queues every call through a buffer task (a hand-over each way per call: a quarter
 //! of grpc-stress client's unary rate went there).
 
-use std::future::Future;
 use std::path::PathBuf;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 use std::time::Duration;
-
-use hyper::client::conn::http2;
-use hyper_util::rt::TokioExecutor;
-use tonic::codegen::http;
 
 use hyper_util::rt::TokioIo;
 use rustls::pki_types::ServerName;
@@ -26,6 +19,7 @@ use tokio_rustls::TlsConnector;
 use tokio_util::either::Either;
 use tonic::transport::{Channel, Endpoint, Uri};
 
+pub use crate::connection::Connection;
 use crate::tls::{TlsError, Trust, client_config, load_ca};
 
 /// The longest a TCP connection may take to open.
@@ -39,53 +33,9 @@ pub enum OpenError {
     #[error("TLS handshake: {0}")]
     Tls(std::io::Error),
     #[error("HTTP/2 handshake: {0}")]
-    Http2(hyper::Error),
+    Http2(h2::Error),
     #[error("the target is not a valid origin")]
     Origin,
-}
-
-/// One HTTP/2 connection that calls go straight onto; clones share it. A
-/// `tower::Service`, so tonic's generated clients take it as they take a `Channel`.
-#[derive(Clone)]
-pub struct Connection {
-    sender: http2::SendRequest<tonic::body::Body>,
-    /// `scheme://host:port`, which tonic puts before each call's path.
-    origin: http::Uri,
-}
-
-impl Connection {
-    pub fn origin(&self) -> http::Uri {
-        self.origin.clone()
-    }
-
-    /// Whether the connection has ended (closed by the peer, or failed).
-    pub fn is_closed(&self) -> bool {
-        self.sender.is_closed()
-    }
-}
-
-impl tower::Service<http::Request<tonic::body::Body>> for Connection {
-    type Response = http::Response<hyper::body::Incoming>;
-    type Error = hyper::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
-
-    fn poll_ready(&mut self, context: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.sender.poll_ready(context)
-    }
-
-    fn call(&mut self, mut request: http::Request<tonic::body::Body>) -> Self::Future {
-        // A client made with `new` (not `with_origin`) sends the path alone; HTTP/2
-        // needs the scheme and authority too.
-        if request.uri().scheme().is_none() {
-            let mut parts = request.uri().clone().into_parts();
-            parts.scheme = self.origin.scheme().cloned();
-            parts.authority = self.origin.authority().cloned();
-            if let Ok(uri) = http::Uri::from_parts(parts) {
-                *request.uri_mut() = uri;
-            }
-        }
-        Box::pin(self.sender.send_request(request))
-    }
 }
 
 /// Where to connect and how.
@@ -180,12 +130,9 @@ impl Target {
             Some(tls) => Either::Left(tls.connect(self.server_name.clone(), tcp).await.map_err(OpenError::Tls)?),
             None => Either::Right(tcp),
         };
-        let (sender, connection) =
-            http2::handshake(TokioExecutor::new(), TokioIo::new(stream)).await.map_err(OpenError::Http2)?;
-        tokio::spawn(connection);
         let scheme = if self.tls.is_some() { "https" } else { "http" };
         let origin = format!("{scheme}://{}", self.authority).parse().map_err(|_| OpenError::Origin)?;
-        Ok(Connection { sender, origin })
+        Connection::handshake(stream, origin).await.map_err(OpenError::Http2)
     }
 
     /// A channel that connects on first use and reconnects by itself after a failure

@@ -4,6 +4,8 @@
 //!   chat), with its descriptors for server reflection;
 //! - [`calls`]: one call of each RPC kind, checked against grapesy's semantics;
 //! - [`connect`]: gRPC targets and their channels, plain or TLS;
+//! - [`connection`]: one HTTP/2 connection that calls go straight onto (the `h2`
+//!   crate, no task per call);
 //! - [`tls`]: how a client trusts a server (system roots, a CA file, or nothing), for
 //!   gRPC and for loadgen's HTTP alike;
 //! - [`payload`]: the random 128–256-byte payloads;
@@ -12,6 +14,7 @@
 
 pub mod calls;
 pub mod connect;
+pub mod connection;
 pub mod payload;
 pub mod tls;
 

@@ -1,10 +1,13 @@
-//! Unary benchmark: calls/s of `grpc-stress client` against `grpc-stress server`, and
-//! in the same run of h2load (Debian package nghttp2-client) sending the same gRPC
-//! request bytes to the same server with the same connections and one call in
-//! flight per connection. Prints both and the ratio; asserts nothing.
+//! Unary benchmark: calls/s of `grpc-stress client` and of loadgen's `grpc` scenario
+//! against `grpc-stress server`, and in the same run of h2load (Debian package
+//! nghttp2-client) sending the same gRPC request bytes to the same server with the
+//! same connections and one call in flight per connection. Rounds alternate the three
+//! tools; the best of each is compared. Prints the ratios; asserts nothing.
 //!
-//! `cargo bench -p grpc-stress --bench unary -- [--connections 16] [--calls 200000]`
+//! `cargo build --release -p loadgen && cargo bench -p grpc-stress --bench unary --
+//! [--connections 16] [--calls 200000] [--rounds 3]`
 
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
@@ -15,9 +18,12 @@ struct Options {
     /// Connections, each with one call in flight at a time.
     #[arg(long, default_value_t = 16)]
     connections: u32,
-    /// Calls in all, per tool.
+    /// Calls in all, per tool and round (loadgen runs for as long as the client took).
     #[arg(long, default_value_t = 200_000)]
     calls: u32,
+    /// Alternating rounds of the three tools; the best of each is compared.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=20))]
+    rounds: u32,
     /// Ignored: cargo bench passes it.
     #[arg(long, hide = true)]
     bench: bool,
@@ -36,19 +42,8 @@ fn request_frame() -> Vec<u8> {
     frame
 }
 
-fn main() {
-    let options = Options::parse();
-    let Some(h2load) = loadlab_supervise::which("h2load") else {
-        eprintln!("h2load not found: install it (Debian/Ubuntu: apt-get install nghttp2-client) and run again");
-        std::process::exit(2);
-    };
-    let (listen, metrics) = (loadlab_fixtures::free_address(), loadlab_fixtures::free_address());
-    let (spec, ready) = loadlab_fixtures::grpc_stress_server(std::path::Path::new(BINARY), listen, metrics, &[]);
-    let mut server = spec.start(&ready, loadlab_fixtures::READY_LIMIT).unwrap_or_else(|error| panic!("{error}"));
-    let port = listen.port();
-
-    let per_connection = options.calls / options.connections;
-    let total = per_connection * options.connections;
+/// `grpc-stress client`: calls/s and calls OK.
+fn client(port: u16, options: &Options, per_connection: u32) -> (f64, u64) {
     let started = Instant::now();
     let client = Command::new(BINARY)
         .args(["client", "--target", &format!("http://127.0.0.1:{port}"), "--json", "--concurrent"])
@@ -57,14 +52,38 @@ fn main() {
         .stderr(Stdio::inherit())
         .output()
         .expect("client runs");
-    let client_seconds = started.elapsed().as_secs_f64();
+    let seconds = started.elapsed().as_secs_f64();
     let summary: serde_json::Value = serde_json::from_slice(&client.stdout).expect("client JSON summary");
-    let client_ok = summary["kinds"]["non-streaming"]["calls_ok"].as_u64().unwrap_or(0);
-    let client_rate = client_ok as f64 / client_seconds;
+    let ok = summary["kinds"]["non-streaming"]["calls_ok"].as_u64().unwrap_or(0);
+    (ok as f64 / seconds, ok)
+}
 
+/// loadgen's `grpc` scenario, closed model, one user per connection, for `seconds`:
+/// achieved calls/s and errors.
+fn loadgen(loadgen: &Path, port: u16, options: &Options, seconds: f64) -> (f64, u64) {
+    let out = tempfile::tempdir().unwrap();
+    let connections = options.connections.to_string();
+    let status = Command::new(loadgen)
+        .args(["run", "--scenario", "grpc", "--grpc-kind", "unary", "--target", &format!("http://127.0.0.1:{port}")])
+        .args(["--users", &connections, "--connections", &connections])
+        .args(["--duration", &format!("{}ms", (seconds * 1000.0).ceil() as u64)])
+        .arg("--out")
+        .arg(out.path())
+        .stdout(Stdio::null())
+        .status()
+        .expect("loadgen runs");
+    assert!(status.success(), "loadgen failed: {status}");
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.path().join("summary.json")).unwrap()).expect("summary.json");
+    let step = &summary["steps"][0];
+    (step["achieved_rate"].as_f64().unwrap_or(0.0), step["errors"].as_u64().unwrap_or(0))
+}
+
+/// h2load: calls/s and its `requests:` line.
+fn h2load(h2load: &Path, port: u16, options: &Options, total: u32) -> (f64, String) {
     let body = std::env::temp_dir().join(format!("grpc-stress-bench-{}.bin", std::process::id()));
     std::fs::write(&body, request_frame()).unwrap();
-    let h2load_output = Command::new(h2load)
+    let output = Command::new(h2load)
         .args(["-n", &total.to_string(), "-c", &options.connections.to_string(), "-m", "1", "-t", "1"])
         .args(["-H", "content-type: application/grpc", "-H", "te: trailers", "-d"])
         .arg(&body)
@@ -72,21 +91,56 @@ fn main() {
         .output()
         .expect("h2load runs");
     let _ = std::fs::remove_file(&body);
-    server.stop();
-    let text = String::from_utf8_lossy(&h2load_output.stdout);
+    let text = String::from_utf8_lossy(&output.stdout);
     // "finished in 3.21s, 62305.85 req/s, …" and "requests: N total, N started, N done, N succeeded, …"
-    let h2load_rate: f64 = text
+    let rate: f64 = text
         .lines()
         .find(|line| line.starts_with("finished in"))
         .and_then(|line| line.split(", ").nth(1)?.split_whitespace().next()?.parse().ok())
         .unwrap_or_else(|| panic!("unexpected h2load output:\n{text}"));
-    let succeeded = text.lines().find(|line| line.starts_with("requests:")).unwrap_or("requests: ?");
+    let requests = text.lines().find(|line| line.starts_with("requests:")).unwrap_or("requests: ?").to_string();
+    (rate, requests)
+}
+
+fn main() {
+    let options = Options::parse();
+    let Some(h2load_path) = loadlab_supervise::which("h2load") else {
+        eprintln!("h2load not found: install it (Debian/Ubuntu: apt-get install nghttp2-client) and run again");
+        std::process::exit(2);
+    };
+    let loadgen_path = loadlab_fixtures::binary("loadgen");
+    let (listen, metrics) = (loadlab_fixtures::free_address(), loadlab_fixtures::free_address());
+    let (spec, ready) = loadlab_fixtures::grpc_stress_server(Path::new(BINARY), listen, metrics, &[]);
+    let mut server = spec.start(&ready, loadlab_fixtures::READY_LIMIT).unwrap_or_else(|error| panic!("{error}"));
+    let port = listen.port();
+
+    let per_connection = options.calls / options.connections;
+    let total = per_connection * options.connections;
+    let (mut best_client, mut best_loadgen, mut best_h2load) = (0.0f64, 0.0f64, 0.0f64);
+    let mut loadgen_errors = 0;
+    for round in 1..=options.rounds {
+        let (client_rate, client_ok) = client(port, &options, per_connection);
+        let (loadgen_rate, errors) = loadgen(&loadgen_path, port, &options, total as f64 / client_rate.max(1.0));
+        let (h2load_rate, requests) = h2load(&h2load_path, port, &options, total);
+        eprintln!(
+            "round {round}: client {client_rate:.0}/s ({client_ok} OK)  loadgen {loadgen_rate:.0}/s ({errors} errors)  \
+             h2load {h2load_rate:.0}/s ({requests})"
+        );
+        best_client = best_client.max(client_rate);
+        best_loadgen = best_loadgen.max(loadgen_rate);
+        best_h2load = best_h2load.max(h2load_rate);
+        loadgen_errors += errors;
+    }
+    server.stop();
 
     println!(
-        "grpc-stress unary benchmark: {} connections, 1 call in flight each, {total} calls per tool",
-        options.connections
+        "unary calls against grpc-stress server: {} connections, 1 call in flight each, {total} calls per \
+         round, best of {}",
+        options.connections, options.rounds
     );
-    println!("grpc-stress client   {client_rate:>10.0} calls/s  ({client_ok} OK in {client_seconds:.2} s)");
-    println!("h2load               {h2load_rate:>10.0} calls/s  ({succeeded})");
-    println!("ratio client/h2load  {:>10.3}   (target ≥ 0.8)", client_rate / h2load_rate);
+    println!("grpc-stress client   {best_client:>10.0} calls/s");
+    println!("loadgen grpc         {best_loadgen:>10.0} calls/s  (errors {loadgen_errors})");
+    println!("h2load               {best_h2load:>10.0} calls/s");
+    println!("ratio client/h2load  {:>10.3}   (target ≥ 0.8)", best_client / best_h2load);
+    println!("ratio loadgen/h2load {:>10.3}   (target ≥ 0.8)", best_loadgen / best_h2load);
 }

@@ -66,6 +66,29 @@ async fn streams_must_keep_their_announced_count() {
     assert_eq!(answer.data, vec![7; 200], "the answer is the last message");
 }
 
+/// A request stream larger than HTTP/2's flow-control windows (2 MiB per stream, 5 MiB
+/// per connection) and always ready: the connection sends what fits at once, then
+/// pipes the rest as the server's window updates allow. Twice on one connection, so
+/// the connection's window must have been given back in between.
+#[tokio::test]
+async fn a_request_stream_larger_than_the_windows_arrives_whole() {
+    let server = TestServer::start(server_options(&[])).await;
+    let connection = server.target(None).connect().await.unwrap();
+    let mut client = StressClient::new(connection);
+    const PAYLOADS: u32 = 30_000; // of 200 bytes: 6 MB
+    for round in 0..2u8 {
+        let mut all = vec![StreamMessage { kind: Some(Kind::Count(PAYLOADS)) }];
+        all.extend((0..PAYLOADS).map(|i| StreamMessage { kind: Some(Kind::Data(vec![(i % 251) as u8; 200])) }));
+        let call = client.client_streaming(tokio_stream::iter(all));
+        let answer = tokio::time::timeout(Duration::from_secs(60), call)
+            .await
+            .unwrap_or_else(|_| panic!("round {round}: the stream stalled"))
+            .unwrap_or_else(|status| panic!("round {round}: {status}"))
+            .into_inner();
+        assert_eq!(answer.data, vec![((PAYLOADS - 1) % 251) as u8; 200], "round {round}: the last message answers");
+    }
+}
+
 /// The grpc-status a server answers to a client-streaming call that announces three
 /// messages, sends none and keeps the stream open past a `grpc-timeout` of 150 ms.
 /// Spoken over raw HTTP/2: tonic's client enforces the deadline itself (and reports its
