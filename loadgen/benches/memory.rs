@@ -6,9 +6,13 @@
 //! loadgen's p99 schedule lag (how late its timers fired).
 //!
 //! One process holds one file descriptor per device, so the open-file limit caps the
-//! device count: by default the most the hard limit allows (100,000 where it lets).
+//! devices per process: by default the most the hard limit allows (100,000 where it
+//! lets). `--processes N` splits the devices over N loadgen processes, all pinned to
+//! CPU 0 as every run is, each against a device-api of its own: 100,000 devices from
+//! one core where one process may not hold them.
 //!
-//! `cargo build --release -p device-api && cargo bench -p loadgen --bench memory -- [--devices N] [--period 30s]`
+//! `cargo build --release -p device-api && cargo bench -p loadgen --bench memory --
+//! [--devices N] [--processes 1] [--period 30s]`
 
 mod common;
 
@@ -17,7 +21,7 @@ use std::time::{Duration, Instant};
 use loadlab_supervise::{Spec, Supervised};
 
 use clap::Parser;
-use common::{LOADGEN, rss_bytes, summary};
+use common::{LOADGEN, on, rss_bytes, summary};
 use loadlab_supervise::ports::free_loopback_port;
 
 #[derive(Parser)]
@@ -25,6 +29,10 @@ struct Options {
     /// Devices of the large run (default: 100,000, or what the open-file limit allows).
     #[arg(long)]
     devices: Option<usize>,
+    /// loadgen processes (and device-apis) the devices are split over, all loadgen
+    /// processes on CPU 0.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=16))]
+    processes: u32,
     /// Each device's period for each of its two requests.
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     period: Duration,
@@ -43,7 +51,7 @@ fn open_file_limit() -> u64 {
         .unwrap_or(1024)
 }
 
-/// What one run measured.
+/// What one run measured, summed over the processes (the lag: the worst one's).
 struct Measured {
     loadgen_rss: u64,
     api_rss: u64,
@@ -60,12 +68,54 @@ fn with_all_open_files(program: &std::path::Path, args: &[&str]) -> Spec {
         .stop(loadlab_supervise::Stop::kill())
 }
 
-/// Runs `devices` devices for two periods and a bit; samples both RSS at the end.
-fn measure(target: &str, api: &Supervised, devices: usize, period: Duration) -> Measured {
-    let out = tempfile::tempdir().unwrap();
+/// Runs `devices` devices, split evenly over one loadgen per device-api in `apis`, for
+/// two periods and a bit; samples every RSS at the end.
+fn measure(apis: &[(String, Supervised)], devices: usize, period: Duration) -> Measured {
     let length = period * 2 + Duration::from_secs(5);
-    // One source address per 20,000 connections: one address has ~28,000 ports.
-    let sources: Vec<String> = (0..devices.div_ceil(20_000)).map(|i| format!("127.0.9.{}", i + 1)).collect();
+    let share = devices / apis.len();
+    let mut runs: Vec<(tempfile::TempDir, Supervised)> = apis
+        .iter()
+        .enumerate()
+        .map(|(index, (target, _))| {
+            let count = if index == 0 { devices - share * (apis.len() - 1) } else { share };
+            let out = tempfile::tempdir().unwrap();
+            let child = start_loadgen(target, index, count, period, length, out.path());
+            (out, child)
+        })
+        .collect();
+    let started = Instant::now();
+    let (mut loadgen_rss, mut api_rss) = (0, 0);
+    while runs.iter_mut().any(|(_, child)| child.try_wait().is_none()) {
+        // Near the end every device has connected and gone idle again.
+        if started.elapsed() > length.saturating_sub(Duration::from_secs(2)) && loadgen_rss == 0 {
+            loadgen_rss = runs.iter().map(|(_, child)| rss_bytes(child.pid()).unwrap_or(0)).sum();
+            api_rss = apis.iter().map(|(_, api)| rss_bytes(api.pid()).unwrap_or(0)).sum();
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (mut lag_p99_ms, mut completed) = (0.0f64, 0);
+    for (out, _) in &runs {
+        let report = summary(out.path());
+        let step = &report["steps"][0];
+        lag_p99_ms = lag_p99_ms.max(step["schedule_lag_ms"]["p99"].as_f64().unwrap_or(f64::NAN));
+        completed += step["completed"].as_u64().unwrap_or(0);
+    }
+    Measured { loadgen_rss, api_rss, lag_p99_ms, completed }
+}
+
+/// loadgen number `index` with `devices` devices against `target`, on CPU 0.
+fn start_loadgen(
+    target: &str,
+    index: usize,
+    devices: usize,
+    period: Duration,
+    length: Duration,
+    out: &std::path::Path,
+) -> Supervised {
+    // One source address per 20,000 connections (one address has ~28,000 ports), and
+    // addresses of its own for each process.
+    let sources: Vec<String> =
+        (0..devices.div_ceil(20_000)).map(|i| format!("127.0.{}.{}", 9 + index, i + 1)).collect();
     let seconds = |duration: Duration| format!("{}ms", duration.as_millis());
     let devices_text = devices.to_string();
     let (command_every, length_text) = (seconds(period), seconds(length));
@@ -89,37 +139,24 @@ fn measure(target: &str, api: &Supervised, devices: usize, period: Duration) -> 
         "--source-address",
         &sources,
         "--out",
-        out.path().to_str().unwrap(),
+        out.to_str().unwrap(),
     ];
-    let mut child = with_all_open_files(std::path::Path::new(LOADGEN), &args).spawn().expect("loadgen runs");
-    let started = Instant::now();
-    let (mut loadgen_rss, mut api_rss) = (0, 0);
-    while child.try_wait().is_none() {
-        // Near the end every device has connected and gone idle again.
-        if started.elapsed() > length.saturating_sub(Duration::from_secs(2)) && loadgen_rss == 0 {
-            loadgen_rss = rss_bytes(child.pid()).unwrap_or(0);
-            api_rss = rss_bytes(api.pid()).unwrap_or(0);
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    let report = summary(out.path());
-    let step = &report["steps"][0];
-    Measured {
-        loadgen_rss,
-        api_rss,
-        lag_p99_ms: step["schedule_lag_ms"]["p99"].as_f64().unwrap_or(f64::NAN),
-        completed: step["completed"].as_u64().unwrap_or(0),
-    }
+    with_all_open_files(std::path::Path::new(LOADGEN), &args).place(on(Some(0))).spawn().expect("loadgen runs")
 }
 
 fn main() {
     let options = Options::parse();
     let limit = open_file_limit();
     // Each process holds a descriptor per device, plus a margin.
-    let allowed = (limit.saturating_sub(200)) as usize;
+    let processes = options.processes as usize;
+    let allowed = (limit.saturating_sub(200)) as usize * processes;
     let devices = options.devices.unwrap_or(100_000.min(allowed));
     if devices > allowed {
-        eprintln!("{devices} devices need {devices} open files in each process; the hard limit here is {limit}");
+        eprintln!(
+            "{devices} devices over {processes} processes need {} open files in each; the hard limit here is \
+             {limit} (--processes splits them)",
+            devices.div_ceil(processes)
+        );
         std::process::exit(2);
     }
     // Beside loadgen's binary, from the same profile.
@@ -132,37 +169,46 @@ fn main() {
         settings: vec![("fsync".into(), "off".into())],
         ..Default::default()
     });
-    let port = free_loopback_port().expect("a free port");
-    let target = format!("http://127.0.0.1:{port}");
-    let address = format!("127.0.0.1:{port}");
-    let limit_text = (devices + 100).to_string();
     let database = postgres.url("device_api");
-    let args = [
-        "--listen",
-        &address,
-        "--database-url",
-        &database,
-        "--max-connections",
-        &limit_text,
-        "--keep-alive-timeout",
-        "300s",
-    ];
-    let ready = loadlab_supervise::Ready::http(address.parse().unwrap(), "/ready");
-    let mut api = with_all_open_files(&device_api, &args).spawn().expect("device-api starts");
-    api.wait_ready(&ready, loadlab_fixtures::READY_LIMIT).unwrap_or_else(|error| panic!("{error}"));
+    let limit_text = (devices.div_ceil(processes) + 100).to_string();
+    let mut apis: Vec<(String, Supervised)> = (0..processes)
+        .map(|_| {
+            let port = free_loopback_port().expect("a free port");
+            let address = format!("127.0.0.1:{port}");
+            let args = [
+                "--listen",
+                &address,
+                "--database-url",
+                &database,
+                "--max-connections",
+                &limit_text,
+                "--keep-alive-timeout",
+                "300s",
+            ];
+            let ready = loadlab_supervise::Ready::http(address.parse().unwrap(), "/ready");
+            let mut api = with_all_open_files(&device_api, &args).spawn().expect("device-api starts");
+            api.wait_ready(&ready, loadlab_fixtures::READY_LIMIT).unwrap_or_else(|error| panic!("{error}"));
+            (format!("http://{address}"), api)
+        })
+        .collect();
     std::thread::sleep(Duration::from_secs(2));
 
     let few = 100;
-    let small = measure(&target, &api, few, options.period);
-    let large = measure(&target, &api, devices, options.period);
-    api.stop_with(loadlab_supervise::Stop::kill());
+    let small = measure(&apis, few, options.period);
+    let large = measure(&apis, devices, options.period);
+    for (_, api) in &mut apis {
+        api.stop_with(loadlab_supervise::Stop::kill());
+    }
     let per_device = |small: u64, large: u64| large.saturating_sub(small) as f64 / (devices - few) as f64 / 1024.0;
     let mib = |bytes: u64| bytes as f64 / 1048576.0;
     println!(
         "devices scenario, routines: each device polls and measures every {}, on its own kept connection",
         humantime::format_duration(options.period)
     );
-    println!("open-file limit {limit}: {devices} devices at most per process here");
+    println!(
+        "open-file limit {limit}; {devices} devices over {processes} loadgen process(es) on CPU 0, each with a \
+         device-api of its own"
+    );
     println!("{:>7} {:>14} {:>16} {:>14} {:>10}", "devices", "loadgen RSS", "device-api RSS", "lag p99", "answers");
     for (count, measured) in [(few, &small), (devices, &large)] {
         println!(

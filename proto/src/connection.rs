@@ -17,7 +17,7 @@ use h2::client::SendRequest;
 use h2::{Reason, RecvStream, SendStream};
 use http_body::{Body, Frame};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tonic::codegen::{Bytes, http};
+use tonic::codegen::{Bytes, StdError, http};
 
 /// What a request body may put in h2's buffer without waiting for the peer's flow
 /// control window: enough for any unary message this project sends whole, small
@@ -73,14 +73,30 @@ impl Connection {
     }
 }
 
+impl Connection {
+    /// Marks the connection closed when h2 says it is done (the peer's GOAWAY, a broken
+    /// socket), so its owner reconnects rather than waiting for the task to end, which
+    /// h2 delays until the last stream has.
+    fn note(&self, error: &h2::Error) {
+        if error.is_go_away() || error.is_io() {
+            self.closed.store(true, Ordering::Release);
+        }
+    }
+}
+
 impl tower::Service<http::Request<tonic::body::Body>> for Connection {
     type Response = http::Response<ResponseBody>;
-    type Error = h2::Error;
+    type Error = StdError;
     type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
 
-    /// Ready when the peer's limit on concurrent streams allows one more.
+    /// Fails once the connection has; a fresh clone of h2's handle is otherwise ready at
+    /// once, and calls past the peer's limit on concurrent streams wait in h2's queue
+    /// (as they did in hyper's).
     fn poll_ready(&mut self, context: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.sender.poll_ready(context)
+        self.sender.poll_ready(context).map_err(|error| {
+            self.closed.store(true, Ordering::Release);
+            error.into()
+        })
     }
 
     fn call(&mut self, request: http::Request<tonic::body::Body>) -> Self::Future {
@@ -97,20 +113,40 @@ impl tower::Service<http::Request<tonic::body::Body>> for Connection {
         }
         let end_of_stream = body.is_end_stream();
         let opened = self.sender.send_request(http::Request::from_parts(head, ()), end_of_stream);
+        if let Err(error) = &opened {
+            self.note(error);
+        }
         Box::pin(async move {
             let (response, mut stream) = opened?;
+            let mut pipe_task = PipeGuard(None);
             if !end_of_stream {
                 let sent = std::future::poll_fn(|context| Poll::Ready(send_ready(&mut body, &mut stream, context)));
                 match sent.await {
                     Sent::All => {}
-                    Sent::Part => {
-                        tokio::spawn(pipe(body, stream));
+                    Sent::Part => pipe_task.0 = Some(tokio::spawn(pipe(body, stream)).abort_handle()),
+                    Sent::Failed(error) => {
+                        stream.send_reset(Reason::CANCEL);
+                        return Err(error);
                     }
-                    Sent::Failed => stream.send_reset(Reason::CANCEL),
                 }
             }
-            Ok(response.await?.map(ResponseBody::new))
+            let response = response.await?;
+            Ok(response.map(|stream| ResponseBody::new(stream, pipe_task)))
         })
+    }
+}
+
+/// Aborts a call's pipe task when dropped, by the call's future or, once the answer
+/// has come, by its body: a call given up (an endless stream ended by dropping it)
+/// must stop sending. The aborted task drops its half of the stream, and h2 resets a
+/// stream once no handle to it is left.
+struct PipeGuard(Option<tokio::task::AbortHandle>);
+
+impl Drop for PipeGuard {
+    fn drop(&mut self) {
+        if let Some(task) = self.0.take() {
+            task.abort();
+        }
     }
 }
 
@@ -120,8 +156,8 @@ enum Sent {
     All,
     /// What was ready, up to [`SEND_AT_ONCE`]; the rest is still to come.
     Part,
-    /// The body failed, or h2 refused a frame (the stream was reset).
-    Failed,
+    /// The body failed (tonic's encoder reports a `Status`), or h2 refused a frame.
+    Failed(StdError),
 }
 
 /// Hands h2 the frames `body` has ready now, up to [`SEND_AT_ONCE`] bytes.
@@ -131,11 +167,11 @@ fn send_ready(body: &mut tonic::body::Body, stream: &mut SendStream<Bytes>, cont
         match Pin::new(&mut *body).poll_frame(context) {
             Poll::Pending => return Sent::Part,
             Poll::Ready(None) => return finish(stream),
-            Poll::Ready(Some(Err(_))) => return Sent::Failed,
+            Poll::Ready(Some(Err(status))) => return Sent::Failed(status.into()),
             Poll::Ready(Some(Ok(frame))) => match send_frame(frame, body.is_end_stream(), stream) {
                 Ok(Some(size)) => sent += size,
                 Ok(None) => return Sent::All,
-                Err(_) => return Sent::Failed,
+                Err(error) => return Sent::Failed(error.into()),
             },
         }
     }
@@ -164,12 +200,13 @@ fn send_frame(frame: Frame<Bytes>, last: bool, stream: &mut SendStream<Bytes>) -
 fn finish(stream: &mut SendStream<Bytes>) -> Sent {
     match stream.send_data(Bytes::new(), true) {
         Ok(()) => Sent::All,
-        Err(_) => Sent::Failed,
+        Err(error) => Sent::Failed(error.into()),
     }
 }
 
 /// Pipes the rest of a streaming body, each data frame sent only as the peer's flow
-/// control window allows, and stops when the peer resets the stream.
+/// control window allows, and stops when the peer resets the stream. A body that fails
+/// here resets the stream: the caller, already holding the answer, sees it cancelled.
 async fn pipe(mut body: tonic::body::Body, mut stream: SendStream<Bytes>) {
     loop {
         let next = std::future::poll_fn(|context| {
@@ -224,11 +261,13 @@ pub struct ResponseBody {
     stream: RecvStream,
     data_done: bool,
     trailers_done: bool,
+    /// The task still sending the request's stream, if any: stopped with the body.
+    _pipe_task: PipeGuard,
 }
 
 impl ResponseBody {
-    fn new(stream: RecvStream) -> Self {
-        Self { stream, data_done: false, trailers_done: false }
+    fn new(stream: RecvStream, pipe_task: PipeGuard) -> Self {
+        Self { stream, data_done: false, trailers_done: false, _pipe_task: pipe_task }
     }
 }
 

@@ -89,6 +89,45 @@ async fn a_request_stream_larger_than_the_windows_arrives_whole() {
     }
 }
 
+/// An endless client stream given up by dropping its call (how loadgen ends calls at
+/// the end of a run): the stream is reset, and no more is sent on it. A raw HTTP/2
+/// server that never answers, so the call is still sending when it is dropped.
+#[tokio::test]
+async fn a_dropped_streaming_call_resets_its_stream() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        let (socket, _) = listener.accept().await.unwrap();
+        let mut connection = h2::server::handshake(socket).await.unwrap();
+        let (request, respond) = connection.accept().await.unwrap().unwrap();
+        tokio::spawn(async move { while connection.accept().await.is_some() {} });
+        let mut body = request.into_body();
+        let mut received = 0;
+        let ended = loop {
+            match body.data().await {
+                Some(Ok(data)) => {
+                    received += data.len();
+                    let _ = body.flow_control().release_capacity(data.len());
+                }
+                Some(Err(error)) => break error.reason(),
+                None => break None,
+            }
+        };
+        drop(respond);
+        (received, ended)
+    });
+    let target = loadlab_proto::connect::Target::new(&format!("http://{address}"), &Default::default()).unwrap();
+    let mut client = stub_on(target.connect().await.unwrap(), None);
+    let endless = call(&mut client, CallKind::ClientStreaming(0));
+    assert!(tokio::time::timeout(Duration::from_millis(500), endless).await.is_err(), "the call never ends");
+    let (received, ended) = tokio::time::timeout(Duration::from_secs(10), server)
+        .await
+        .expect("the server saw the stream end after the call was dropped")
+        .unwrap();
+    assert!(received > 0, "the call was sending");
+    assert_eq!(ended, Some(h2::Reason::CANCEL), "the stream was reset");
+}
+
 /// The grpc-status a server answers to a client-streaming call that announces three
 /// messages, sends none and keeps the stream open past a `grpc-timeout` of 150 ms.
 /// Spoken over raw HTTP/2: tonic's client enforces the deadline itself (and reports its
