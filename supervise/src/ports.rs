@@ -3,8 +3,24 @@
 //! A port is found by binding port 0 and reading what the kernel chose. Another
 //! process can take it between our release and the server's bind, so callers that
 //! start a server retry with a fresh port when the start fails on an address clash.
+//! Within one process no port is handed out twice in a row of [`REMEMBERED`]: the
+//! kernel may choose a port again as soon as its probe is closed, and two servers
+//! started side by side (tests run in parallel) would then be given the same one; the
+//! second fails to bind, and a readiness check that dials the port finds the first
+//! one answering.
 
+use std::collections::{HashSet, VecDeque};
 use std::net::{Ipv4Addr, TcpListener};
+use std::sync::Mutex;
+
+/// The latest ports this process handed out, on any address, oldest first. Bounded,
+/// so a long-lived process (the lab service) never runs out: a port handed out this
+/// many times ago was bound by its server long since, or is free again.
+static HANDED_OUT: Mutex<Option<(HashSet<u16>, VecDeque<u16>)>> = Mutex::new(None);
+const REMEMBERED: usize = 4096;
+
+/// Probes before giving up on finding a port not yet handed out.
+const PROBES: usize = 1000;
 
 /// A TCP port on 127.0.0.1 that was free a moment ago.
 pub fn free_loopback_port() -> std::io::Result<u16> {
@@ -13,8 +29,24 @@ pub fn free_loopback_port() -> std::io::Result<u16> {
 
 /// A TCP port on `address` that was free a moment ago.
 pub fn free_port_on(address: Ipv4Addr) -> std::io::Result<u16> {
-    let listener = TcpListener::bind((address, 0))?;
-    Ok(listener.local_addr()?.port())
+    let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let (set, order) = handed_out.get_or_insert_with(Default::default);
+    for _ in 0..PROBES {
+        let port = TcpListener::bind((address, 0))?.local_addr()?.port();
+        if set.insert(port) {
+            order.push_back(port);
+            if order.len() > REMEMBERED
+                && let Some(oldest) = order.pop_front()
+            {
+                set.remove(&oldest);
+            }
+            return Ok(port);
+        }
+    }
+    Err(std::io::Error::new(
+        std::io::ErrorKind::AddrInUse,
+        format!("no free port on {address} that this process has not handed out already"),
+    ))
 }
 
 /// Who listens on TCP `port` (any address): "pid 1234 (prometheus)", found through
@@ -53,6 +85,15 @@ pub fn holder(port: u16) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_process_is_never_given_the_same_port_twice() {
+        // The kernel picks freed ports again soon: two thousand probes repeat
+        // hundreds. Handed out, they must all differ.
+        let ports: Vec<u16> = (0..2000).map(|_| free_loopback_port().unwrap()).collect();
+        let distinct: HashSet<u16> = ports.iter().copied().collect();
+        assert_eq!(distinct.len(), ports.len());
+    }
 
     #[test]
     fn the_holder_of_a_port_is_named() {
