@@ -128,6 +128,43 @@ async fn a_dropped_streaming_call_resets_its_stream() {
     assert_eq!(ended, Some(h2::Reason::CANCEL), "the stream was reset");
 }
 
+/// A server going away (GOAWAY) while a call is still open: the next call fails, and
+/// from then on the connection says it is closed, so its owner reconnects; h2 keeps the
+/// connection itself running until the open call ends.
+#[tokio::test]
+async fn a_connection_the_server_sent_goaway_on_is_closed() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let (open, opened) = tokio::sync::oneshot::channel();
+    let server = tokio::spawn(async move {
+        let (socket, _) = listener.accept().await.unwrap();
+        let mut connection = h2::server::handshake(socket).await.unwrap();
+        let first = connection.accept().await.unwrap().unwrap();
+        let _ = open.send(());
+        connection.graceful_shutdown();
+        while connection.accept().await.is_some() {}
+        drop(first);
+    });
+    let target = loadlab_proto::connect::Target::new(&format!("http://{address}"), &Default::default()).unwrap();
+    let connection = target.connect().await.unwrap();
+    let mut client = stub_on(connection.clone(), None);
+    let mut second = stub_on(connection.clone(), None);
+    let endless = tokio::spawn(async move { call(&mut client, CallKind::ClientStreaming(0)).await });
+    opened.await.unwrap();
+    let mut closed = false;
+    for _ in 0..50 {
+        let _ = call(&mut second, CallKind::NonStreaming).await;
+        if connection.is_closed() {
+            closed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(closed, "the connection still says it is open after GOAWAY");
+    endless.abort();
+    server.abort();
+}
+
 /// The grpc-status a server answers to a client-streaming call that announces three
 /// messages, sends none and keeps the stream open past a `grpc-timeout` of 150 ms.
 /// Spoken over raw HTTP/2: tonic's client enforces the deadline itself (and reports its

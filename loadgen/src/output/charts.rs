@@ -75,6 +75,13 @@ fn axis_max(values: impl Iterator<Item = f64>, headroom: f64) -> f64 {
     values.filter(|value| value.is_finite()).fold(1.0, f64::max).min(1e15) * headroom
 }
 
+/// Whether `value` lies on the axis from `low` to `high`. plotters turns a value far
+/// off its axis into a pixel offset that overflows, so a damaged report's values are
+/// checked before they are drawn.
+fn within(value: f64, low: f64, high: f64) -> bool {
+    value.is_finite() && value >= low && value <= high
+}
+
 fn unreadable(title: &str) -> String {
     format!("<p>chart “{}” could not be drawn</p>", escape(title))
 }
@@ -152,17 +159,14 @@ impl LineChart {
             .ok()?;
         for (index, line) in self.lines.iter().enumerate() {
             let color = PALETTE[index % PALETTE.len()];
-            let points = line
-                .points
-                .iter()
-                .copied()
-                .filter(|(x, y)| x.is_finite() && y.is_finite() && *x <= x_max && *y <= y_max && *y >= y_min);
+            let points =
+                line.points.iter().copied().filter(|(x, y)| within(*x, x_min, x_max) && within(*y, y_min, y_max));
             let drawn = chart.draw_series(LineSeries::new(points, color.stroke_width(2))).ok()?;
             drawn
                 .label(&line.name)
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
         }
-        if let Some((level, name)) = &self.level {
+        if let Some((level, name)) = self.level.as_ref().filter(|(level, _)| within(*level, y_min, y_max)) {
             let dashes = DashedLineSeries::new(vec![(x_min, *level), (x_max, *level)], 6, 4, RED.stroke_width(1));
             chart
                 .draw_series(dashes)
@@ -171,7 +175,7 @@ impl LineChart {
                 .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RED.stroke_width(1)));
         }
         for mark in &self.marks {
-            if !mark.x.is_finite() {
+            if !within(mark.x, x_min, x_max) {
                 continue;
             }
             chart
@@ -201,7 +205,8 @@ pub fn steps_chart(steps: &[StepReport], breaking_point: Option<f64>) -> String 
         let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
         root.fill(&WHITE).ok()?;
         let count = steps.len().max(1);
-        let y_max = axis_max(steps.iter().map(|step| step.offered_rate), 1.15);
+        let breaking_point = breaking_point.filter(|rate| within(*rate, 0.0, 1e15));
+        let y_max = axis_max(steps.iter().map(|step| step.offered_rate).chain(breaking_point), 1.15);
         let mut chart = ChartBuilder::on(&root)
             .caption(title, ("sans-serif", 18))
             .margin(10)
@@ -228,7 +233,7 @@ pub fn steps_chart(steps: &[StepReport], breaking_point: Option<f64>) -> String 
             Rectangle::new([(index as f64 + 0.15, 0.0), (index as f64 + 0.85, height)], color.filled())
         });
         chart.draw_series(bars).ok()?;
-        if let Some(rate) = breaking_point.filter(|rate| rate.is_finite()) {
+        if let Some(rate) = breaking_point.filter(|rate| *rate <= y_max) {
             let line = LineSeries::new(vec![(0.0, rate), (count as f64, rate)], BLACK.stroke_width(2));
             chart
                 .draw_series(line)
@@ -324,5 +329,19 @@ mod tests {
         assert!(svg.contains("change") && svg.contains("limit"), "{svg}");
         let empty = steps_chart(&[], Some(f64::INFINITY));
         assert!(empty.contains("<svg"), "{empty}");
+    }
+
+    /// Finite values far off an axis (a damaged report's, as the proptest in
+    /// tests/no_panics.rs found) are left out, not drawn: plotters' pixel arithmetic
+    /// overflowed on them.
+    #[test]
+    fn values_far_off_the_axes_are_left_out() {
+        let mut chart = LineChart::new("Latency", "seconds", "ms").line("p99", vec![(0.0, 1.0), (-1e300, 2.0)]);
+        chart.marks.push(Mark { x: -4e18, label: "far left".into() });
+        chart.level = Some((-461_608_581.0, "far below".into()));
+        let svg = chart.svg();
+        assert!(!svg.contains("far left") && !svg.contains("far below"), "{svg}");
+        let steps = steps_chart(&[], Some(-461_608_581.0));
+        assert!(!steps.contains("breaking point"), "{steps}");
     }
 }
