@@ -46,13 +46,6 @@ fn start_target(runtime: &tokio::runtime::Runtime) -> (String, Arc<Mutex<BTreeMa
     (url, first_seen)
 }
 
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or_default().split_whitespace().collect();
-    let ticks = |index: usize| fields.get(index).and_then(|field| field.parse::<f64>().ok()).unwrap_or(0.0);
-    (ticks(11) + ticks(12)) / 100.0 // utime + stime, at USER_HZ 100
-}
-
 fn main() {
     let options = Options::parse();
     let runtime = tokio::runtime::Runtime::new().unwrap();
@@ -95,7 +88,7 @@ fn main() {
         // Sample the controller's CPU time just before it exits.
         let mut cpu = 0.0;
         while controller.try_wait().is_none() {
-            cpu = cpu_seconds(controller.pid());
+            cpu = loadlab_fixtures::cpu_seconds(controller.pid());
             std::thread::sleep(Duration::from_millis(100));
         }
         let wall = started.elapsed().as_secs_f64();

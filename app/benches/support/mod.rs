@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 
 use loadlab::PostgresInstance;
 use loadlab::postgres::PostgresOptions;
+use loadlab_fixtures::{cpu_seconds, cpu_seconds_with_children};
 
 /// The engines, in the order they are measured and printed.
 pub const ENGINES: [Engine; 2] = [Engine::Timescaledb, Engine::Native];
@@ -97,34 +98,9 @@ impl Served {
     /// not counted, so measure across a phase whose connections stay open).
     pub fn cpu(&self) -> Cpu {
         let api = self.api.as_ref().map_or(0.0, |api| cpu_seconds(api.pid()));
-        let postgres = self.postgres.pid().map_or(0.0, |postmaster| {
-            let backends: f64 = std::fs::read_dir("/proc")
-                .into_iter()
-                .flatten()
-                .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
-                .filter(|&pid| parent(pid) == Some(postmaster))
-                .map(cpu_seconds)
-                .sum();
-            backends + cpu_seconds(postmaster)
-        });
+        let postgres = self.postgres.pid().map_or(0.0, cpu_seconds_with_children);
         Cpu { client: cpu_seconds(std::process::id()), api, postgres }
     }
-}
-
-/// The fields of `/proc/PID/stat` after the command name.
-fn stat_fields(pid: u32) -> Vec<String> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    stat.rsplit(')').next().unwrap_or_default().split_whitespace().map(str::to_string).collect()
-}
-
-fn parent(pid: u32) -> Option<u32> {
-    stat_fields(pid).get(1)?.parse().ok()
-}
-
-fn cpu_seconds(pid: u32) -> f64 {
-    let fields = stat_fields(pid);
-    let ticks = |index: usize| fields.get(index).and_then(|field| field.parse::<f64>().ok()).unwrap_or(0.0);
-    (ticks(11) + ticks(12)) / 100.0 // utime + stime, at USER_HZ 100
 }
 
 /// `chunk interval` of the hypertable, or the partitioning of the native table.
