@@ -234,9 +234,8 @@ fn two_generators(dir: &Path) -> PathBuf {
     let text = std::fs::read_to_string(repository().join("topology.toml")).unwrap();
     let second = "[[hosts]]\nname = \"loadgen-2\"\naddress = \"192.168.56.105\"\nvcpus = 1\nmemory_mib = 1536\n\
                   roles = [\"loadgen\"]\n\n[[hosts]]\nname = \"app\"";
-    let edited = text
-        .replacen("name = \"loadgen\"", "name = \"loadgen-1\"", 1)
-        .replacen("[[hosts]]\nname = \"app\"", second, 1);
+    let edited =
+        text.replacen("name = \"loadgen\"", "name = \"loadgen-1\"", 1).replacen("[[hosts]]\nname = \"app\"", second, 1);
     for edit in ["name = \"loadgen-1\"", "name = \"loadgen-2\""] {
         assert!(edited.contains(edit), "the shipped topology changed: {edit} not made");
     }

@@ -11,7 +11,7 @@ use grpc_stress::proto::chat_client::ChatClient;
 use grpc_stress::proto::chat_event::Event;
 use grpc_stress::proto::stream_message::Kind;
 use grpc_stress::proto::stress_client::StressClient;
-use grpc_stress::proto::{ChatMessage, StreamMessage, SubscribeRequest};
+use grpc_stress::proto::{ChatMessage, Payload, StreamMessage, SubscribeRequest};
 use tonic::Code;
 
 #[tokio::test]
@@ -87,6 +87,21 @@ async fn a_request_stream_larger_than_the_windows_arrives_whole() {
             .into_inner();
         assert_eq!(answer.data, vec![((PAYLOADS - 1) % 251) as u8; 200], "round {round}: the last message answers");
     }
+}
+
+/// A request body that fails in the client (tonic's encoder refuses a message larger
+/// than `max_encoding_message_size`): the caller gets the encoder's own status, not a
+/// cancelled stream, and the connection goes on serving calls.
+#[tokio::test]
+async fn a_request_the_client_cannot_encode_fails_with_its_own_status() {
+    let server = TestServer::start(server_options(&[])).await;
+    let connection = server.target(None).connect().await.unwrap();
+    let mut client = StressClient::new(connection.clone()).max_encoding_message_size(64);
+    let refused = client.non_streaming(Payload { data: vec![7; 200] }).await.unwrap_err();
+    assert_eq!(refused.code(), Code::OutOfRange, "{refused}");
+    assert!(refused.message().contains("message length too large"), "{refused}");
+    let answer = StressClient::new(connection).non_streaming(Payload { data: vec![7; 200] }).await.unwrap();
+    assert_eq!(answer.into_inner().data, vec![7; 200], "the connection still serves calls");
 }
 
 /// An endless client stream given up by dropping its call (how loadgen ends calls at
