@@ -2,7 +2,9 @@
 //! against `grpc-stress server`, and in the same run of h2load (Debian package
 //! nghttp2-client) sending the same gRPC request bytes to the same server with the
 //! same connections and one call in flight per connection. Rounds alternate the three
-//! tools; the best of each is compared. Prints the ratios; asserts nothing.
+//! tools; the best of each is compared. Prints the ratios, and the CPU each tool and
+//! the server spent per call (all share the machine's cores, so a tool's own cost
+//! per call decides how much is left for the server); asserts nothing.
 //!
 //! `cargo build --release -p loadgen && cargo bench -p grpc-stress --bench unary --
 //! [--connections 16] [--calls 200000] [--rounds 3]`
@@ -59,8 +61,8 @@ fn client(port: u16, options: &Options, per_connection: u32) -> (f64, u64) {
 }
 
 /// loadgen's `grpc` scenario, closed model, one user per connection, for `seconds`:
-/// achieved calls/s and errors.
-fn loadgen(loadgen: &Path, port: u16, options: &Options, seconds: f64) -> (f64, u64) {
+/// achieved calls/s, errors and calls completed.
+fn loadgen(loadgen: &Path, port: u16, options: &Options, seconds: f64) -> (f64, u64, u64) {
     let out = tempfile::tempdir().unwrap();
     let connections = options.connections.to_string();
     let status = Command::new(loadgen)
@@ -76,7 +78,8 @@ fn loadgen(loadgen: &Path, port: u16, options: &Options, seconds: f64) -> (f64, 
     let summary: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.path().join("summary.json")).unwrap()).expect("summary.json");
     let step = &summary["steps"][0];
-    (step["achieved_rate"].as_f64().unwrap_or(0.0), step["errors"].as_u64().unwrap_or(0))
+    let completed = step["completed"].as_u64().unwrap_or(0);
+    (step["achieved_rate"].as_f64().unwrap_or(0.0), step["errors"].as_u64().unwrap_or(0), completed)
 }
 
 /// h2load: calls/s and its `requests:` line.
@@ -102,6 +105,34 @@ fn h2load(h2load: &Path, port: u16, options: &Options, total: u32) -> (f64, Stri
     (rate, requests)
 }
 
+/// CPU seconds spent per call, over all rounds: by the tool, and by the server while
+/// the tool ran.
+#[derive(Default)]
+struct CallCost {
+    tool: f64,
+    server: f64,
+    calls: u64,
+}
+
+impl CallCost {
+    /// Runs `tool` (which returns its calls completed), adding what it and the server
+    /// spent.
+    fn measure<T>(&mut self, server: u32, tool: impl FnOnce() -> (T, u64)) -> T {
+        let (tool_before, server_before) =
+            (loadlab_fixtures::finished_children_cpu_seconds(), loadlab_fixtures::cpu_seconds(server));
+        let (result, calls) = tool();
+        self.tool += loadlab_fixtures::finished_children_cpu_seconds() - tool_before;
+        self.server += loadlab_fixtures::cpu_seconds(server) - server_before;
+        self.calls += calls;
+        result
+    }
+
+    fn per_call(&self) -> String {
+        let micros = |seconds: f64| seconds * 1e6 / self.calls.max(1) as f64;
+        format!("{:>6.1} µs tool, {:>6.1} µs server", micros(self.tool), micros(self.server))
+    }
+}
+
 fn main() {
     let options = Options::parse();
     let Some(h2load_path) = loadlab_supervise::which("h2load") else {
@@ -112,16 +143,26 @@ fn main() {
     let (listen, metrics) = (loadlab_fixtures::free_address(), loadlab_fixtures::free_address());
     let (spec, ready) = loadlab_fixtures::grpc_stress_server(Path::new(BINARY), listen, metrics, &[]);
     let mut server = spec.start(&ready, loadlab_fixtures::READY_LIMIT).unwrap_or_else(|error| panic!("{error}"));
-    let port = listen.port();
+    let (port, pid) = (listen.port(), server.pid());
 
     let per_connection = options.calls / options.connections;
     let total = per_connection * options.connections;
     let (mut best_client, mut best_loadgen, mut best_h2load) = (0.0f64, 0.0f64, 0.0f64);
+    let (mut client_cost, mut loadgen_cost, mut h2load_cost) =
+        (CallCost::default(), CallCost::default(), CallCost::default());
     let mut loadgen_errors = 0;
     for round in 1..=options.rounds {
-        let (client_rate, client_ok) = client(port, &options, per_connection);
-        let (loadgen_rate, errors) = loadgen(&loadgen_path, port, &options, total as f64 / client_rate.max(1.0));
-        let (h2load_rate, requests) = h2load(&h2load_path, port, &options, total);
+        let (client_rate, client_ok) = client_cost.measure(pid, || {
+            let (rate, ok) = client(port, &options, per_connection);
+            ((rate, ok), ok)
+        });
+        let seconds = total as f64 / client_rate.max(1.0);
+        let (loadgen_rate, errors) = loadgen_cost.measure(pid, || {
+            let (rate, errors, completed) = loadgen(&loadgen_path, port, &options, seconds);
+            ((rate, errors), completed)
+        });
+        let (h2load_rate, requests) =
+            h2load_cost.measure(pid, || (h2load(&h2load_path, port, &options, total), u64::from(total)));
         eprintln!(
             "round {round}: client {client_rate:.0}/s ({client_ok} OK)  loadgen {loadgen_rate:.0}/s ({errors} errors)  \
              h2load {h2load_rate:.0}/s ({requests})"
@@ -143,4 +184,9 @@ fn main() {
     println!("h2load               {best_h2load:>10.0} calls/s");
     println!("ratio client/h2load  {:>10.3}   (target ≥ 0.8)", best_client / best_h2load);
     println!("ratio loadgen/h2load {:>10.3}   (target ≥ 0.8)", best_loadgen / best_h2load);
+    // Where a call's time goes, averaged over the rounds: the tool and the server share
+    // the machine's cores.
+    println!("CPU per call: client  {}", client_cost.per_call());
+    println!("              loadgen {}", loadgen_cost.per_call());
+    println!("              h2load  {}", h2load_cost.per_call());
 }
