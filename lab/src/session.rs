@@ -75,17 +75,9 @@ impl Session {
         if options.netem.is_some() && options.isolation != Isolation::Netns {
             return Err(UsageError("--netem needs --isolation netns".into()).into());
         }
-        let bin_dir = match &options.bin_dir {
-            Some(dir) => dir.clone(),
-            None => std::env::current_exe()?.parent().context("loadlab has no parent directory")?.to_path_buf(),
-        };
-        for program in ["device-api", "grpc-stress", "loadgen"] {
-            if !bin_dir.join(program).is_file() {
-                bail!("{program} not found in {} (build the workspace, or set --bin-dir)", bin_dir.display());
-            }
-        }
+        let bin_dir = resolve_bin_dir(options.bin_dir.as_deref())?;
         let monitoring_dir = match &options.monitoring {
-            Some(dir) => dir.clone(),
+            Some(dir) => absolute_dir(dir, "--monitoring")?,
             None => find_monitoring_dir()?,
         };
         let work_dir = tempfile::Builder::new().prefix(&format!("loadlab-{id}-")).tempdir()?;
@@ -106,6 +98,27 @@ impl Session {
         };
         Ok(Self { topology, topology_text, topology_source, stack_options, registration, _work_dir: work_dir })
     }
+}
+
+/// `dir` as an absolute path: each server starts in a directory of its own, where a
+/// relative path would name something else (or nothing).
+fn absolute_dir(dir: &Path, option: &str) -> anyhow::Result<PathBuf> {
+    dir.canonicalize().with_context(|| format!("{option} {}", dir.display()))
+}
+
+/// The directory of the lab's programs: `--bin-dir`, else loadlab's own; each program
+/// must be in it.
+fn resolve_bin_dir(given: Option<&Path>) -> anyhow::Result<PathBuf> {
+    let bin_dir = match given {
+        Some(dir) => absolute_dir(dir, "--bin-dir")?,
+        None => std::env::current_exe()?.parent().context("loadlab has no parent directory")?.to_path_buf(),
+    };
+    for program in ["device-api", "grpc-stress", "loadgen"] {
+        if !bin_dir.join(program).is_file() {
+            bail!("{program} not found in {} (build the workspace, or set --bin-dir)", bin_dir.display());
+        }
+    }
+    Ok(bin_dir)
 }
 
 /// A short id for a lab: its start time, to the second (UTC).
@@ -133,4 +146,32 @@ pub(crate) fn find_monitoring_dir() -> anyhow::Result<PathBuf> {
     bail!(
         "cannot find the monitoring/ directory (rules, bottlenecks.toml); run from the repository or pass --monitoring"
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_relative_bin_dir_is_made_absolute_and_a_missing_one_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        for program in ["device-api", "grpc-stress", "loadgen"] {
+            std::fs::write(dir.path().join(program), "").unwrap();
+        }
+        // Relative to the current directory, as a user types it.
+        let relative = relative_to_here(dir.path());
+        let resolved = resolve_bin_dir(Some(&relative)).unwrap();
+        assert!(resolved.is_absolute(), "{}", resolved.display());
+        assert_eq!(resolved, dir.path().canonicalize().unwrap());
+        let missing = resolve_bin_dir(Some(Path::new("no/such/dir"))).unwrap_err();
+        assert!(format!("{missing:#}").starts_with("--bin-dir no/such/dir: "), "{missing:#}");
+    }
+
+    /// `path` relative to the current directory (`../..` up to the root, then down).
+    fn relative_to_here(path: &Path) -> PathBuf {
+        let here = std::env::current_dir().unwrap();
+        let mut relative: PathBuf = here.components().skip(1).map(|_| "..").collect();
+        relative.push(path.strip_prefix("/").unwrap());
+        relative
+    }
 }
