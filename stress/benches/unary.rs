@@ -2,18 +2,22 @@
 //! against `grpc-stress server`, and in the same run of h2load (Debian package
 //! nghttp2-client) sending the same gRPC request bytes to the same server with the
 //! same connections and one call in flight per connection. Rounds alternate the three
-//! tools; the best of each is compared. Prints the ratios, and the CPU each tool and
-//! the server spent per call (all share the machine's cores, so a tool's own cost
-//! per call decides how much is left for the server); asserts nothing.
+//! tools; the best of each is compared. Two layouts, each with a server of its own:
+//! *own core*, the server on CPU 0 and each tool on CPU 1, as `loadlab run` places a
+//! load generator and the wrk benchmark places its tools (can the tool drive the
+//! server?); and *shared*, everything on both cores, where a tool's own cost per call
+//! is taken from the server (how cheap is a call?). Prints the ratios, and the CPU each
+//! tool and the server spent per call; asserts nothing.
 //!
 //! `cargo build --release -p loadgen && cargo bench -p grpc-stress --bench unary --
-//! [--connections 16] [--calls 200000] [--rounds 3]`
+//! [--connections 16] [--calls 200000] [--rounds 3] [--layout both]`
 
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use clap::Parser;
+use clap::{Parser, ValueEnum};
+use loadlab_supervise::Place;
 
 #[derive(Parser, Debug)]
 struct Options {
@@ -26,9 +30,54 @@ struct Options {
     /// Alternating rounds of the three tools; the best of each is compared.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=20))]
     rounds: u32,
+    /// Where the server and the tools run.
+    #[arg(long, value_enum, default_value_t = Layouts::Both)]
+    layout: Layouts,
     /// Ignored: cargo bench passes it.
     #[arg(long, hide = true)]
     bench: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, ValueEnum)]
+enum Layouts {
+    /// The server on CPU 0, each tool on CPU 1 (needs taskset, util-linux).
+    OwnCore,
+    /// Server and tools on all CPUs.
+    Shared,
+    /// Both, one after the other.
+    Both,
+}
+
+/// Where the server and the tools run.
+#[derive(Clone, Copy, PartialEq)]
+enum Layout {
+    OwnCore,
+    Shared,
+}
+
+impl Layout {
+    fn name(self) -> &'static str {
+        match self {
+            Layout::OwnCore => "own core: server on CPU 0, each tool on CPU 1",
+            Layout::Shared => "shared: server and tools on both CPUs",
+        }
+    }
+
+    fn place(self, cpu: &str) -> Place {
+        match self {
+            Layout::OwnCore => Place { cpus: Some(cpu.into()), ..Place::default() },
+            Layout::Shared => Place::default(),
+        }
+    }
+
+    fn server(self) -> Place {
+        self.place("0")
+    }
+
+    /// `program` placed as this layout places a tool.
+    fn tool(self, program: &Path) -> Command {
+        self.place("1").command(program)
+    }
 }
 
 const BINARY: &str = env!("CARGO_BIN_EXE_grpc-stress");
@@ -45,9 +94,10 @@ fn request_frame() -> Vec<u8> {
 }
 
 /// `grpc-stress client`: calls/s and calls OK.
-fn client(port: u16, options: &Options, per_connection: u32) -> (f64, u64) {
+fn client(layout: Layout, port: u16, options: &Options, per_connection: u32) -> (f64, u64) {
     let started = Instant::now();
-    let client = Command::new(BINARY)
+    let client = layout
+        .tool(Path::new(BINARY))
         .args(["client", "--target", &format!("http://127.0.0.1:{port}"), "--json", "--concurrent"])
         .args(["--num-connections", &options.connections.to_string(), "--num-calls", &per_connection.to_string()])
         .arg("--non-streaming")
@@ -62,10 +112,11 @@ fn client(port: u16, options: &Options, per_connection: u32) -> (f64, u64) {
 
 /// loadgen's `grpc` scenario, closed model, one user per connection, for `seconds`:
 /// achieved calls/s, errors and calls completed.
-fn loadgen(loadgen: &Path, port: u16, options: &Options, seconds: f64) -> (f64, u64, u64) {
+fn loadgen(layout: Layout, loadgen: &Path, port: u16, options: &Options, seconds: f64) -> (f64, u64, u64) {
     let out = tempfile::tempdir().unwrap();
     let connections = options.connections.to_string();
-    let status = Command::new(loadgen)
+    let status = layout
+        .tool(loadgen)
         .args(["run", "--scenario", "grpc", "--grpc-kind", "unary", "--target", &format!("http://127.0.0.1:{port}")])
         .args(["--users", &connections, "--connections", &connections])
         .args(["--duration", &format!("{}ms", (seconds * 1000.0).ceil() as u64)])
@@ -83,10 +134,11 @@ fn loadgen(loadgen: &Path, port: u16, options: &Options, seconds: f64) -> (f64, 
 }
 
 /// h2load: calls/s and its `requests:` line.
-fn h2load(h2load: &Path, port: u16, options: &Options, total: u32) -> (f64, String) {
+fn h2load(layout: Layout, h2load: &Path, port: u16, options: &Options, total: u32) -> (f64, String) {
     let body = std::env::temp_dir().join(format!("grpc-stress-bench-{}.bin", std::process::id()));
     std::fs::write(&body, request_frame()).unwrap();
-    let output = Command::new(h2load)
+    let output = layout
+        .tool(h2load)
         .args(["-n", &total.to_string(), "-c", &options.connections.to_string(), "-m", "1", "-t", "1"])
         .args(["-H", "content-type: application/grpc", "-H", "te: trailers", "-d"])
         .arg(&body)
@@ -133,60 +185,93 @@ impl CallCost {
     }
 }
 
+/// One layout's figures: best calls/s of each tool, and what a call cost.
+struct Figures {
+    client: (f64, CallCost),
+    loadgen: (f64, CallCost),
+    loadgen_errors: u64,
+    h2load: (f64, CallCost),
+}
+
+/// Alternating rounds of the three tools against a server of this layout's own.
+fn measure(layout: Layout, options: &Options, loadgen_path: &Path, h2load_path: &Path) -> Figures {
+    let (listen, metrics) = (loadlab_fixtures::free_address(), loadlab_fixtures::free_address());
+    let (spec, ready) = loadlab_fixtures::grpc_stress_server(Path::new(BINARY), listen, metrics, &[]);
+    let mut server = spec
+        .place(layout.server())
+        .start(&ready, loadlab_fixtures::READY_LIMIT)
+        .unwrap_or_else(|error| panic!("{error}"));
+    let (port, pid) = (listen.port(), server.pid());
+    let per_connection = options.calls / options.connections;
+    let total = per_connection * options.connections;
+    let mut figures = Figures {
+        client: (0.0, CallCost::default()),
+        loadgen: (0.0, CallCost::default()),
+        loadgen_errors: 0,
+        h2load: (0.0, CallCost::default()),
+    };
+    for round in 1..=options.rounds {
+        let (client_rate, client_ok) = figures.client.1.measure(pid, || {
+            let (rate, ok) = client(layout, port, options, per_connection);
+            ((rate, ok), ok)
+        });
+        let seconds = total as f64 / client_rate.max(1.0);
+        let (loadgen_rate, errors) = figures.loadgen.1.measure(pid, || {
+            let (rate, errors, completed) = loadgen(layout, loadgen_path, port, options, seconds);
+            ((rate, errors), completed)
+        });
+        let (h2load_rate, requests) =
+            figures.h2load.1.measure(pid, || (h2load(layout, h2load_path, port, options, total), u64::from(total)));
+        eprintln!(
+            "{}, round {round}: client {client_rate:.0}/s ({client_ok} OK)  loadgen {loadgen_rate:.0}/s \
+             ({errors} errors)  h2load {h2load_rate:.0}/s ({requests})",
+            layout.name()
+        );
+        figures.client.0 = figures.client.0.max(client_rate);
+        figures.loadgen.0 = figures.loadgen.0.max(loadgen_rate);
+        figures.h2load.0 = figures.h2load.0.max(h2load_rate);
+        figures.loadgen_errors += errors;
+    }
+    server.stop();
+    figures
+}
+
 fn main() {
     let options = Options::parse();
     let Some(h2load_path) = loadlab_supervise::which("h2load") else {
         eprintln!("h2load not found: install it (Debian/Ubuntu: apt-get install nghttp2-client) and run again");
         std::process::exit(2);
     };
-    let loadgen_path = loadlab_fixtures::binary("loadgen");
-    let (listen, metrics) = (loadlab_fixtures::free_address(), loadlab_fixtures::free_address());
-    let (spec, ready) = loadlab_fixtures::grpc_stress_server(Path::new(BINARY), listen, metrics, &[]);
-    let mut server = spec.start(&ready, loadlab_fixtures::READY_LIMIT).unwrap_or_else(|error| panic!("{error}"));
-    let (port, pid) = (listen.port(), server.pid());
-
-    let per_connection = options.calls / options.connections;
-    let total = per_connection * options.connections;
-    let (mut best_client, mut best_loadgen, mut best_h2load) = (0.0f64, 0.0f64, 0.0f64);
-    let (mut client_cost, mut loadgen_cost, mut h2load_cost) =
-        (CallCost::default(), CallCost::default(), CallCost::default());
-    let mut loadgen_errors = 0;
-    for round in 1..=options.rounds {
-        let (client_rate, client_ok) = client_cost.measure(pid, || {
-            let (rate, ok) = client(port, &options, per_connection);
-            ((rate, ok), ok)
-        });
-        let seconds = total as f64 / client_rate.max(1.0);
-        let (loadgen_rate, errors) = loadgen_cost.measure(pid, || {
-            let (rate, errors, completed) = loadgen(&loadgen_path, port, &options, seconds);
-            ((rate, errors), completed)
-        });
-        let (h2load_rate, requests) =
-            h2load_cost.measure(pid, || (h2load(&h2load_path, port, &options, total), u64::from(total)));
-        eprintln!(
-            "round {round}: client {client_rate:.0}/s ({client_ok} OK)  loadgen {loadgen_rate:.0}/s ({errors} errors)  \
-             h2load {h2load_rate:.0}/s ({requests})"
-        );
-        best_client = best_client.max(client_rate);
-        best_loadgen = best_loadgen.max(loadgen_rate);
-        best_h2load = best_h2load.max(h2load_rate);
-        loadgen_errors += errors;
+    let layouts: &[Layout] = match options.layout {
+        Layouts::OwnCore => &[Layout::OwnCore],
+        Layouts::Shared => &[Layout::Shared],
+        Layouts::Both => &[Layout::OwnCore, Layout::Shared],
+    };
+    if layouts.contains(&Layout::OwnCore) && loadlab_supervise::which("taskset").is_none() {
+        eprintln!("taskset not found: install it (Debian/Ubuntu: apt-get install util-linux) or pass --layout shared");
+        std::process::exit(2);
     }
-    server.stop();
+    let loadgen_path = loadlab_fixtures::binary("loadgen");
+    let measured: Vec<(Layout, Figures)> =
+        layouts.iter().map(|&layout| (layout, measure(layout, &options, &loadgen_path, &h2load_path))).collect();
 
+    let total = options.calls / options.connections * options.connections;
     println!(
         "unary calls against grpc-stress server: {} connections, 1 call in flight each, {total} calls per \
          round, best of {}",
         options.connections, options.rounds
     );
-    println!("grpc-stress client   {best_client:>10.0} calls/s");
-    println!("loadgen grpc         {best_loadgen:>10.0} calls/s  (errors {loadgen_errors})");
-    println!("h2load               {best_h2load:>10.0} calls/s");
-    println!("ratio client/h2load  {:>10.3}   (target ≥ 0.8)", best_client / best_h2load);
-    println!("ratio loadgen/h2load {:>10.3}   (target ≥ 0.8)", best_loadgen / best_h2load);
-    // Where a call's time goes, averaged over the rounds: the tool and the server share
-    // the machine's cores.
-    println!("CPU per call: client  {}", client_cost.per_call());
-    println!("              loadgen {}", loadgen_cost.per_call());
-    println!("              h2load  {}", h2load_cost.per_call());
+    for (layout, figures) in &measured {
+        let (client, loadgen, h2load) = (&figures.client, &figures.loadgen, &figures.h2load);
+        println!("{}", layout.name());
+        println!("  grpc-stress client   {:>10.0} calls/s", client.0);
+        println!("  loadgen grpc         {:>10.0} calls/s  (errors {})", loadgen.0, figures.loadgen_errors);
+        println!("  h2load               {:>10.0} calls/s", h2load.0);
+        println!("  ratio client/h2load  {:>10.3}   (target ≥ 0.8)", client.0 / h2load.0);
+        println!("  ratio loadgen/h2load {:>10.3}   (target ≥ 0.8)", loadgen.0 / h2load.0);
+        // Where a call's time goes, averaged over the rounds.
+        println!("  CPU per call: client  {}", client.1.per_call());
+        println!("                loadgen {}", loadgen.1.per_call());
+        println!("                h2load  {}", h2load.1.per_call());
+    }
 }
