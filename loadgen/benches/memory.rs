@@ -9,7 +9,8 @@
 //! devices per process: by default the most the hard limit allows (100,000 where it
 //! lets). `--processes N` splits the devices over N loadgen processes, all pinned to
 //! CPU 0 as every run is, each against a device-api of its own: 100,000 devices from
-//! one core where one process may not hold them.
+//! one core where one process may not hold them. The device-apis and PostgreSQL run on
+//! CPU 1, as `loadlab run` keeps the server side off the generator's CPU.
 //!
 //! `cargo build --release -p device-api && cargo bench -p loadgen --bench memory --
 //! [--devices N] [--processes 1] [--period 30s]`
@@ -94,7 +95,10 @@ fn measure(apis: &[(String, Supervised)], devices: usize, period: Duration) -> M
         std::thread::sleep(Duration::from_millis(200));
     }
     let (mut lag_p99_ms, mut completed) = (0.0f64, 0);
-    for (out, _) in &runs {
+    for (out, child) in &mut runs {
+        if !out.path().join("summary.json").is_file() {
+            panic!("loadgen ({}) left no report; its output:\n{}", child.wait(), child.output());
+        }
         let report = summary(out.path());
         let step = &report["steps"][0];
         lag_p99_ms = lag_p99_ms.max(step["schedule_lag_ms"]["p99"].as_f64().unwrap_or(f64::NAN));
@@ -165,8 +169,11 @@ fn main() {
         eprintln!("{} is missing: cargo build --release -p device-api first", device_api.display());
         std::process::exit(2);
     }
+    // The server side on CPU 1, the generators on CPU 0, as `loadlab run` places them:
+    // the lag measures the generator, not its neighbours.
     let postgres = loadlab_fixtures::database_with(loadlab::postgres::PostgresOptions {
         settings: vec![("fsync".into(), "off".into())],
+        placement: on(Some(1)),
         ..Default::default()
     });
     let database = postgres.url("device_api");
@@ -186,7 +193,8 @@ fn main() {
                 "300s",
             ];
             let ready = loadlab_supervise::Ready::http(address.parse().unwrap(), "/ready");
-            let mut api = with_all_open_files(&device_api, &args).spawn().expect("device-api starts");
+            let mut api =
+                with_all_open_files(&device_api, &args).place(on(Some(1))).spawn().expect("device-api starts");
             api.wait_ready(&ready, loadlab_fixtures::READY_LIMIT).unwrap_or_else(|error| panic!("{error}"));
             (format!("http://{address}"), api)
         })
@@ -207,7 +215,7 @@ fn main() {
     );
     println!(
         "open-file limit {limit}; {devices} devices over {processes} loadgen process(es) on CPU 0, each with a \
-         device-api of its own"
+         device-api of its own (device-apis and PostgreSQL on CPU 1)"
     );
     println!("{:>7} {:>14} {:>16} {:>14} {:>10}", "devices", "loadgen RSS", "device-api RSS", "lag p99", "answers");
     for (count, measured) in [(few, &small), (devices, &large)] {
