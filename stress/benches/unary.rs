@@ -10,7 +10,7 @@
 //! tool and the server spent per call; asserts nothing.
 //!
 //! `cargo build --release -p loadgen && cargo bench -p grpc-stress --bench unary --
-//! [--connections 16] [--calls 200000] [--rounds 3] [--layout both]`
+//! [--connections 16] [--calls 200000] [--rounds 3] [--layout own-core,shared]`
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -30,28 +30,21 @@ struct Options {
     /// Alternating rounds of the three tools; the best of each is compared.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=20))]
     rounds: u32,
-    /// Where the server and the tools run.
-    #[arg(long, value_enum, default_value_t = Layouts::Both)]
-    layout: Layouts,
+    /// Where the server and the tools run; both layouts, one after the other, unless
+    /// one is named.
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Layout::OwnCore, Layout::Shared])]
+    layout: Vec<Layout>,
     /// Ignored: cargo bench passes it.
     #[arg(long, hide = true)]
     bench: bool,
 }
 
+/// Where the server and the tools run.
 #[derive(Clone, Copy, Debug, PartialEq, ValueEnum)]
-enum Layouts {
+enum Layout {
     /// The server on CPU 0, each tool on CPU 1 (needs taskset, util-linux).
     OwnCore,
     /// Server and tools on all CPUs.
-    Shared,
-    /// Both, one after the other.
-    Both,
-}
-
-/// Where the server and the tools run.
-#[derive(Clone, Copy, PartialEq)]
-enum Layout {
-    OwnCore,
     Shared,
 }
 
@@ -242,18 +235,13 @@ fn main() {
         eprintln!("h2load not found: install it (Debian/Ubuntu: apt-get install nghttp2-client) and run again");
         std::process::exit(2);
     };
-    let layouts: &[Layout] = match options.layout {
-        Layouts::OwnCore => &[Layout::OwnCore],
-        Layouts::Shared => &[Layout::Shared],
-        Layouts::Both => &[Layout::OwnCore, Layout::Shared],
-    };
-    if layouts.contains(&Layout::OwnCore) && loadlab_supervise::which("taskset").is_none() {
+    if options.layout.contains(&Layout::OwnCore) && loadlab_supervise::which("taskset").is_none() {
         eprintln!("taskset not found: install it (Debian/Ubuntu: apt-get install util-linux) or pass --layout shared");
         std::process::exit(2);
     }
     let loadgen_path = loadlab_fixtures::binary("loadgen");
     let measured: Vec<(Layout, Figures)> =
-        layouts.iter().map(|&layout| (layout, measure(layout, &options, &loadgen_path, &h2load_path))).collect();
+        options.layout.iter().map(|&layout| (layout, measure(layout, &options, &loadgen_path, &h2load_path))).collect();
 
     let total = options.calls / options.connections * options.connections;
     println!(

@@ -9,14 +9,14 @@
 //! second fails to bind, and a readiness check that dials the port finds the first
 //! one answering.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::net::{Ipv4Addr, TcpListener};
 use std::sync::Mutex;
 
 /// The latest ports this process handed out, on any address, oldest first. Bounded,
 /// so a long-lived process (the lab service) never runs out: a port handed out this
 /// many times ago was bound by its server long since, or is free again.
-static HANDED_OUT: Mutex<Option<(HashSet<u16>, VecDeque<u16>)>> = Mutex::new(None);
+static HANDED_OUT: Mutex<VecDeque<u16>> = Mutex::new(VecDeque::new());
 const REMEMBERED: usize = 4096;
 
 /// Probes before giving up on finding a port not yet handed out.
@@ -30,16 +30,14 @@ pub fn free_loopback_port() -> std::io::Result<u16> {
 /// A TCP port on `address` that was free a moment ago.
 pub fn free_port_on(address: Ipv4Addr) -> std::io::Result<u16> {
     let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    let (set, order) = handed_out.get_or_insert_with(Default::default);
     for _ in 0..PROBES {
         let port = TcpListener::bind((address, 0))?.local_addr()?.port();
-        if set.insert(port) {
-            order.push_back(port);
-            if order.len() > REMEMBERED
-                && let Some(oldest) = order.pop_front()
-            {
-                set.remove(&oldest);
+        // A scan of a few thousand ports costs nothing next to the bind.
+        if !handed_out.contains(&port) {
+            if handed_out.len() == REMEMBERED {
+                handed_out.pop_front();
             }
+            handed_out.push_back(port);
             return Ok(port);
         }
     }
@@ -84,6 +82,8 @@ pub fn holder(port: u16) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashSet;
+
     use super::*;
 
     #[test]
